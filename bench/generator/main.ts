@@ -1,0 +1,444 @@
+// The load generator: a separate process (forked by bench/run.ts, IPC for commands) so its CPU
+// never competes inside the server's event loop. It holds client connections (raw Phoenix V2
+// frames, or Socket.IO for the peer), submits tasks over HTTP, and reports what it saw plus its
+// own CPU (process.cpuUsage) so a reader can check it was not the bottleneck.
+import { HttpClient } from '../lib/http.ts';
+import { type Conn, type ConnStats, type Mode, makeConn, Recorder, Sub } from './conns.ts';
+
+export interface SocketPlan {
+  /** Index into `tokens`. */
+  token: number;
+  /** Task ids to join on this socket. */
+  tasks: string[];
+}
+
+export interface ConnectJob {
+  cmd: 'connect';
+  mode: Mode;
+  url: string;
+  tokens: string[];
+  sockets: SocketPlan[];
+  /** Sockets opened (and joined) at once. */
+  concurrency: number;
+  /** Spread source addresses over 127.0.0.1 .. 127.0.0.<sourceIps>. */
+  sourceIps: number;
+  /** Global index of this process's first socket (spreads source addresses across processes). */
+  indexOffset: number;
+  heartbeatMs: number;
+  sampleLatency: boolean;
+}
+
+export interface ConnectResult {
+  opened: number;
+  connectFailures: number;
+  joins: number;
+  joinFailures: number;
+  connectMs: Float64Array;
+  joinMs: Float64Array;
+  errors: Record<string, number>;
+  wallMs: number;
+  cpuMs: number;
+}
+
+export interface CollectResult {
+  subs: number;
+  subsComplete: number;
+  subsWithGaps: number;
+  subsWithDups: number;
+  missing: number;
+  dups: number;
+  events: number;
+  byName: Record<string, number>;
+  unknown: number;
+  firstRecv: number;
+  lastRecv: number;
+  firstAt: number;
+  latency: Float64Array;
+  timedOut: boolean;
+  wallMs: number;
+  cpuMs: number;
+  stats: ConnStats;
+}
+
+export interface ThroughputJob {
+  cmd: 'throughput';
+  mode: Mode;
+  httpUrl: string;
+  wsUrl: string;
+  token: string;
+  n: number;
+  warmup: number;
+  concurrency: number;
+  sockets: number;
+  /** Tasks per second (open loop); 0 = closed loop at `concurrency`. */
+  rate: number;
+  body: Record<string, unknown>;
+  taskTimeoutMs: number;
+}
+
+export interface ThroughputResult {
+  measured: number;
+  accepted: number;
+  completed: number;
+  failures: number;
+  errors: Record<string, number>;
+  acceptMs: Float64Array;
+  doneMs: Float64Array;
+  /** Date.now() of the first measured submission, the last accept and the last completion. */
+  start: number;
+  lastAccept: number;
+  lastDone: number;
+  /** Open loop: submissions that waited for a free slot. */
+  late: number;
+  wallMs: number;
+  cpuMs: number;
+  stats: ConnStats;
+}
+
+const rec = new Recorder();
+const stats: ConnStats = { heartbeatsSent: 0, heartbeatsOk: 0, unexpectedCloses: 0, closeCodes: {} };
+let conns: Conn[] = [];
+let subs: Sub[] = [];
+let heartbeatTimer: NodeJS.Timeout | undefined;
+
+const cpuNow = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+
+function countError(errors: Record<string, number>, err: unknown): void {
+  const key = (err instanceof Error ? err.message : String(err)).slice(0, 120);
+  errors[key] = (errors[key] ?? 0) + 1;
+}
+
+/** One shared timer sends every connection a heartbeat once per `everyMs`, spread over the period. */
+function startHeartbeats(everyMs: number): void {
+  clearInterval(heartbeatTimer);
+  if (everyMs <= 0) return;
+  const tickMs = 100;
+  let cursor = 0;
+  let carry = 0;
+  heartbeatTimer = setInterval(() => {
+    if (conns.length === 0) return;
+    carry += (conns.length * tickMs) / everyMs;
+    let n = Math.floor(carry);
+    carry -= n;
+    while (n-- > 0) {
+      conns[cursor % conns.length].heartbeat();
+      cursor++;
+    }
+  }, tickMs);
+}
+
+async function pool(count: number, concurrency: number, fn: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < count) await fn(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, lane));
+}
+
+async function connect(job: ConnectJob): Promise<ConnectResult> {
+  const t0 = performance.now();
+  const c0 = cpuNow();
+  rec.reset(job.sampleLatency);
+  const connectMs: number[] = [];
+  const joinMs: number[] = [];
+  const errors: Record<string, number> = {};
+  let opened = 0;
+  let connectFailures = 0;
+  let joins = 0;
+  let joinFailures = 0;
+  startHeartbeats(job.heartbeatMs);
+  await pool(job.sockets.length, job.concurrency, async (i) => {
+    const plan = job.sockets[i];
+    const g = job.indexOffset + i;
+    const conn = makeConn(
+      {
+        mode: job.mode,
+        url: job.url,
+        token: job.tokens[plan.token],
+        localAddress: job.sourceIps > 1 ? `127.0.0.${1 + (g % job.sourceIps)}` : undefined,
+      },
+      rec,
+      stats,
+    );
+    const start = performance.now();
+    try {
+      await conn.open();
+    } catch (err) {
+      connectFailures += 1;
+      countError(errors, err);
+      return;
+    }
+    connectMs.push(performance.now() - start);
+    opened += 1;
+    conns.push(conn);
+    const mine = plan.tasks.map((id) => new Sub(id));
+    subs.push(...mine);
+    const oks = await Promise.all(mine.map((sub) => conn.join(sub)));
+    mine.forEach((sub, k) => {
+      joins += 1;
+      if (oks[k]) joinMs.push(sub.joinMs);
+      else {
+        joinFailures += 1;
+        countError(errors, `join: ${sub.failReason}`);
+      }
+    });
+  });
+  return {
+    opened,
+    connectFailures,
+    joins,
+    joinFailures,
+    connectMs: Float64Array.from(connectMs),
+    joinMs: Float64Array.from(joinMs),
+    errors,
+    wallMs: performance.now() - t0,
+    cpuMs: cpuNow() - c0,
+  };
+}
+
+/** Waits until every joined subscription saw a terminal event (or the timeout), then reports. */
+async function collect(job: { timeoutMs: number }): Promise<CollectResult> {
+  const t0 = performance.now();
+  const c0 = cpuNow();
+  const live = subs.filter((s) => s.joined && !s.failed);
+  const pending = live.filter((s) => !s.done);
+  let timedOut = false;
+  if (pending.length > 0) {
+    await new Promise<void>((resolve) => {
+      let left = pending.length;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        resolve();
+      }, job.timeoutMs);
+      for (const sub of pending) {
+        sub.onDone = () => {
+          sub.onDone = null;
+          if (--left === 0) {
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+      }
+    });
+  }
+  let missing = 0;
+  let dups = 0;
+  let subsWithGaps = 0;
+  let subsWithDups = 0;
+  let subsComplete = 0;
+  for (const s of live) {
+    missing += s.missing;
+    dups += s.dups;
+    if (s.gaps > 0) subsWithGaps += 1;
+    if (s.dups > 0) subsWithDups += 1;
+    if (s.done) subsComplete += 1;
+  }
+  const result: CollectResult = {
+    subs: live.length,
+    subsComplete,
+    subsWithGaps,
+    subsWithDups,
+    missing,
+    dups,
+    events: rec.events,
+    byName: rec.byName,
+    unknown: rec.unknown,
+    firstRecv: rec.firstRecv,
+    lastRecv: rec.lastRecv,
+    firstAt: rec.firstAt,
+    latency: Float64Array.from(rec.latency ?? []),
+    timedOut,
+    wallMs: performance.now() - t0,
+    cpuMs: cpuNow() - c0,
+    stats: { ...stats },
+  };
+  rec.reset(rec.latency !== null);
+  return result;
+}
+
+async function hold(job: { ms: number }): Promise<{ stats: ConnStats; wallMs: number; cpuMs: number }> {
+  const t0 = performance.now();
+  const c0 = cpuNow();
+  await new Promise((r) => setTimeout(r, job.ms));
+  return { stats: { ...stats }, wallMs: performance.now() - t0, cpuMs: cpuNow() - c0 };
+}
+
+async function closeAll(): Promise<{ closed: number }> {
+  clearInterval(heartbeatTimer);
+  const all = conns;
+  conns = [];
+  subs = [];
+  await Promise.all(all.map((c) => c.close()));
+  return { closed: all.length };
+}
+
+async function throughput(job: ThroughputJob): Promise<ThroughputResult> {
+  const t0 = performance.now();
+  const c0 = cpuNow();
+  rec.reset(false);
+  const http = new HttpClient(job.httpUrl, { token: job.token, maxSockets: job.concurrency });
+  const errors: Record<string, number> = {};
+  const socketCount = Math.max(1, job.sockets);
+  const mine: Conn[] = [];
+  for (let i = 0; i < socketCount; i++) {
+    const conn = makeConn(
+      { mode: job.mode, url: job.mode === 'phoenix' ? job.wsUrl : job.httpUrl, token: job.token },
+      rec,
+      stats,
+    );
+    await conn.open();
+    mine.push(conn);
+  }
+  conns.push(...mine);
+  startHeartbeats(30_000);
+  const total = job.warmup + job.n;
+  const acceptMs: number[] = [];
+  const doneMs: number[] = [];
+  let start = 0;
+  let lastAccept = 0;
+  let lastDone = 0;
+  let accepted = 0;
+  let completed = 0;
+  let failures = 0;
+  let late = 0;
+
+  const runOne = async (i: number, conn: Conn, scheduledAt: number): Promise<void> => {
+    const measured = i >= job.warmup;
+    if (i === job.warmup) start = scheduledAt;
+    try {
+      const res = await postTask(http, job.body);
+      const tAccept = Date.now();
+      if (measured) {
+        accepted += 1;
+        acceptMs.push(tAccept - scheduledAt);
+        lastAccept = Math.max(lastAccept, tAccept);
+      }
+      const sub = new Sub(res);
+      const joined = await conn.join(sub);
+      if (!joined) throw new Error(`join refused: ${sub.failReason}`);
+      if (!sub.done) {
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error('task did not finish in time')), job.taskTimeoutMs);
+          sub.onDone = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+      conn.leave(sub);
+      if (sub.status !== 'completed') throw new Error(`task ended ${sub.status}`);
+      if (measured) {
+        completed += 1;
+        doneMs.push(sub.doneAt - scheduledAt);
+        lastDone = Math.max(lastDone, sub.doneAt);
+      }
+    } catch (err) {
+      failures += 1;
+      countError(errors, err);
+    }
+  };
+
+  if (job.rate <= 0) {
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: job.concurrency }, async (_, lane) => {
+        const conn = mine[lane % mine.length];
+        for (let i = next++; i < total; i = next++) await runOne(i, conn, Date.now());
+      }),
+    );
+  } else {
+    // Open loop: submission i is due at begin + i/rate; latency counts from when it was due.
+    await new Promise<void>((resolve) => {
+      const begin = Date.now();
+      let issued = 0;
+      let inflight = 0;
+      let finished = 0;
+      const timer = setInterval(() => {
+        const due = Math.min(total, Math.floor(((Date.now() - begin) * job.rate) / 1000) + 1);
+        while (issued < due) {
+          if (inflight >= job.concurrency) {
+            late += 1;
+            break;
+          }
+          const i = issued++;
+          inflight += 1;
+          void runOne(i, mine[i % mine.length], begin + (i * 1000) / job.rate).finally(() => {
+            inflight -= 1;
+            if (++finished === total) {
+              clearInterval(timer);
+              resolve();
+            }
+          });
+        }
+      }, 1);
+    });
+  }
+  http.close();
+  return {
+    measured: job.n,
+    accepted,
+    completed,
+    failures,
+    errors,
+    acceptMs: Float64Array.from(acceptMs),
+    doneMs: Float64Array.from(doneMs),
+    start,
+    lastAccept,
+    lastDone,
+    late,
+    wallMs: performance.now() - t0,
+    cpuMs: cpuNow() - c0,
+    stats: { ...stats },
+  };
+}
+
+async function postTask(http: HttpClient, body: Record<string, unknown>): Promise<string> {
+  const res = await http.request('POST', '/api/tasks', body);
+  if (res.status !== 201 || typeof res.body?.task_id !== 'string')
+    throw new Error(`POST /api/tasks: ${res.status} ${JSON.stringify(res.body).slice(0, 80)}`);
+  return res.body.task_id;
+}
+
+type Command =
+  | ConnectJob
+  | ThroughputJob
+  | { cmd: 'collect'; timeoutMs: number }
+  | { cmd: 'hold'; ms: number }
+  | { cmd: 'close' }
+  | { cmd: 'ping' };
+
+async function handle(msg: Command): Promise<unknown> {
+  switch (msg.cmd) {
+    case 'connect':
+      return connect(msg);
+    case 'collect':
+      return collect(msg);
+    case 'hold':
+      return hold(msg);
+    case 'close':
+      return closeAll();
+    case 'throughput':
+      return throughput(msg);
+    case 'ping':
+      return { pid: process.pid };
+    default:
+      throw new Error(`unknown command ${(msg as { cmd: string }).cmd}`);
+  }
+}
+
+if (!process.send) {
+  console.error('bench/generator/main.ts is started by bench/run.ts');
+  process.exit(2);
+}
+const send = process.send.bind(process);
+process.on('message', (raw) => {
+  const msg = raw as Command & { id: number };
+  handle(msg).then(
+    (result) => send({ replyTo: msg.id, result }),
+    (err: unknown) => send({ replyTo: msg.id, error: err instanceof Error ? err.stack : String(err) }),
+  );
+});
+process.on('disconnect', () => process.exit(0));

@@ -1,0 +1,78 @@
+// Preloaded into a server under test (`node --expose-gc --import bench/lib/probe.ts ...`): answers
+// the benchmark's questions over IPC (memory after a full GC, event-loop utilisation), runs V8's
+// sampling CPU profiler (the one behind --cpu-prof) over just the measured window, and stops
+// the server if the benchmark goes away. It changes nothing else in the process.
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { performance } from 'node:perf_hooks';
+import { getHeapStatistics } from 'node:v8';
+
+interface ProbeRequest {
+  id: number;
+  cmd: string;
+  gc?: boolean;
+  /** profile-stop: where to write the .cpuprofile */
+  file?: string;
+  /** profile-start: sampling interval in microseconds */
+  intervalUs?: number;
+}
+
+if (process.send) {
+  const send = process.send.bind(process);
+  let mark = performance.eventLoopUtilization();
+  let session: Session | undefined;
+
+  const handlers: Record<string, (msg: ProbeRequest) => Promise<unknown> | unknown> = {
+    probe(msg) {
+      const gc = (globalThis as { gc?: () => void }).gc;
+      if (msg.gc && gc) {
+        gc();
+        gc();
+      }
+      // No file descriptor needed (process.memoryUsage() opens /proc/self, which fails once a
+      // server has used every file it may open); the benchmark reads RSS from /proc itself.
+      const heap = getHeapStatistics();
+      const now = performance.eventLoopUtilization();
+      const elu = performance.eventLoopUtilization(now, mark).utilization;
+      mark = now;
+      return {
+        heapUsed: heap.used_heap_size,
+        heapTotal: heap.total_heap_size,
+        external: heap.external_memory,
+        elu,
+        gcExposed: Boolean(gc),
+      };
+    },
+    async 'profile-start'(msg) {
+      session = new Session();
+      session.connect();
+      await session.post('Profiler.enable');
+      await session.post('Profiler.setSamplingInterval', { interval: msg.intervalUs ?? 1000 });
+      await session.post('Profiler.start');
+      return { started: true };
+    },
+    async 'profile-stop'(msg) {
+      if (!session) return { file: null };
+      const { profile } = await session.post('Profiler.stop');
+      session.disconnect();
+      session = undefined;
+      if (msg.file) writeFileSync(msg.file, JSON.stringify(profile));
+      return { file: msg.file ?? null };
+    },
+  };
+
+  process.on('message', (raw: unknown) => {
+    const msg = raw as ProbeRequest;
+    const handler = msg && handlers[msg.cmd];
+    if (!handler) return;
+    Promise.resolve()
+      .then(() => handler(msg))
+      .then(
+        (result) => send({ replyTo: msg.id, result }),
+        (err: unknown) => send({ replyTo: msg.id, error: String(err) }),
+      );
+  });
+  // An orphaned server (the benchmark died) stops itself.
+  process.on('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+  process.channel?.unref();
+}

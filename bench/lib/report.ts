@@ -1,0 +1,117 @@
+// The human table and the final single JSON line of a run. Figures are flat
+// `name -> number | string | boolean` maps, one per target; goals compare a figure with the
+// issue's target.
+import { round } from './stats.ts';
+
+export type Figure = number | string | boolean | null;
+export type Figures = Record<string, Figure>;
+
+export interface Goal {
+  /** What is compared, e.g. "delivered events/s". */
+  name: string;
+  /** Whose figure: a target's, or the taskwire/peer ratio of that figure. */
+  target: 'taskwire' | 'peer' | 'ratio';
+  figure: string;
+  op: '>=' | '<=' | '==';
+  value: number;
+}
+
+export interface GoalResult {
+  name: string;
+  measured: number | null;
+  wanted: string;
+  met: boolean | null;
+}
+
+export interface RunReport {
+  scenario: string;
+  params: Record<string, unknown>;
+  figures: Partial<Record<'taskwire' | 'peer', Figures>>;
+  /** taskwire / peer for the figures both have (higher is better unless noted by the name). */
+  ratios?: Record<string, number>;
+  goals: GoalResult[];
+  notes: string[];
+  /** Top self-time functions of the server's CPU profiles (--profile / --cpu-prof). */
+  profiles?: Array<{ target: string; label: string; busyMs: number; top: Array<[string, number]> }>;
+}
+
+export function evaluate(
+  goals: Goal[],
+  figures: RunReport['figures'],
+  ratioValues: Record<string, number> = {},
+): GoalResult[] {
+  return goals.map((g) => {
+    const raw = g.target === 'ratio' ? ratioValues[g.figure] : figures[g.target]?.[g.figure];
+    const measured = typeof raw === 'number' && Number.isFinite(raw) ? raw : null;
+    const met =
+      measured === null
+        ? null
+        : g.op === '>='
+          ? measured >= g.value
+          : g.op === '<='
+            ? measured <= g.value
+            : measured === g.value;
+    return { name: g.name, measured, wanted: `${g.op} ${g.value}`, met };
+  });
+}
+
+/** taskwire / peer for every numeric figure both targets have. */
+export function ratios(figures: RunReport['figures'], names: string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  const a = figures.taskwire;
+  const b = figures.peer;
+  if (!a || !b) return out;
+  for (const name of names) {
+    const x = a[name];
+    const y = b[name];
+    if (typeof x === 'number' && typeof y === 'number' && y !== 0 && Number.isFinite(x / y))
+      out[name] = round(x / y);
+  }
+  return out;
+}
+
+function show(v: Figure | undefined): string {
+  if (v === undefined || v === null) return '-';
+  if (typeof v === 'number') return Number.isFinite(v) ? String(round(v)) : String(v);
+  return String(v);
+}
+
+export function table(rows: string[][]): string {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  return rows
+    .map((r, i) => {
+      const line = r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])));
+      const text = line.join('  ');
+      return i === 0 ? `${text}\n${widths.map((w) => '-'.repeat(w)).join('  ')}` : text;
+    })
+    .join('\n');
+}
+
+export function printReport(report: RunReport, out: (line: string) => void): void {
+  const targets = (['taskwire', 'peer'] as const).filter((t) => report.figures[t]);
+  const names = [...new Set(targets.flatMap((t) => Object.keys(report.figures[t] ?? {})))];
+  const header = ['figure', ...targets, ...(targets.length === 2 ? ['taskwire/peer'] : [])];
+  const rows = [header];
+  for (const name of names) {
+    const row = [name, ...targets.map((t) => show(report.figures[t]?.[name]))];
+    if (targets.length === 2) row.push(report.ratios?.[name] !== undefined ? `${report.ratios[name]}x` : '');
+    rows.push(row);
+  }
+  out('');
+  out(`== ${report.scenario}  ${JSON.stringify(report.params)}`);
+  out(table(rows));
+  if (report.goals.length > 0) {
+    out('');
+    const goalRows = [['goal (issue 5)', 'measured', 'wanted', 'met']];
+    for (const g of report.goals)
+      goalRows.push([g.name, show(g.measured), g.wanted, g.met === null ? 'n/a' : g.met ? 'yes' : 'NO']);
+    out(table(goalRows));
+  }
+  for (const note of report.notes) out(`note: ${note}`);
+  out('');
+}
+
+/** The last line of every run: one JSON object a script can parse. */
+export function jsonLine(report: RunReport): string {
+  return JSON.stringify(report, (_k, v) => (typeof v === 'number' ? round(v) : v));
+}

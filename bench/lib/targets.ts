@@ -1,0 +1,378 @@
+// The servers under test, each in its own child process so that its RSS and CPU can be read
+// from /proc: taskwire (`node bin/taskwire.js start` on a fresh database) and the Socket.IO +
+// BullMQ peer (on the machine's Redis). Both get the probe preloaded (memory after GC over IPC).
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import path from 'node:path';
+import pg from 'pg';
+import type { Mode } from '../generator/conns.ts';
+import { BENCH_SECRET, mintToken } from './auth.ts';
+import { HttpClient } from './http.ts';
+import { type BenchDatabase, createDatabase } from './pg.ts';
+import { type Child, freePort, nofileHardLimit, rssBytes, spawnNode, waitFor } from './procs.ts';
+
+export type TargetName = 'taskwire' | 'peer';
+
+export const ROOT = path.resolve(import.meta.dirname, '../..');
+export const BENCH_DIR = path.join(ROOT, 'bench');
+/** Logs, profiles and JSON of runs (BENCH_RESULTS_DIR to put them elsewhere, e.g. the smoke test). */
+export const RESULTS_DIR = process.env.BENCH_RESULTS_DIR
+  ? path.resolve(process.env.BENCH_RESULTS_DIR)
+  : path.join(BENCH_DIR, 'results');
+const PROBE = path.join(BENCH_DIR, 'lib/probe.ts');
+/** The taskwire checkout to run (experiments: BENCH_TASKWIRE_ROOT=/path/to/a/worktree). */
+const TASKWIRE_ROOT = process.env.BENCH_TASKWIRE_ROOT ? path.resolve(process.env.BENCH_TASKWIRE_ROOT) : ROOT;
+/** The bench task module of the checkout under test (so it imports that checkout's defineTask). */
+const BENCH_TASKS = existsSync(path.join(TASKWIRE_ROOT, 'bench/lib/bench-tasks.ts'))
+  ? path.join(TASKWIRE_ROOT, 'bench/lib/bench-tasks.ts')
+  : path.join(BENCH_DIR, 'lib/bench-tasks.ts');
+const PEER = path.join(BENCH_DIR, 'peers/socketio-bullmq/server.ts');
+
+export const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+export interface Probe {
+  /** VmRSS of /proc/<pid>/status, read by the benchmark. */
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  /** Event-loop utilisation since the previous probe (0..1). */
+  elu: number;
+}
+
+/** Counters the target reports about itself (taskwire: /metrics; peer: /bench/stats). */
+export interface TargetStats {
+  sockets: number;
+  channels?: number;
+  actors?: number;
+  conflated?: number;
+  eventsOut?: number;
+  snapshotRows?: number;
+  progressIn?: number;
+  attemptsCompleted?: number;
+  active?: number;
+  completed?: number;
+}
+
+/** Rows inserted + updated + deleted so far in taskwire's own tables and in the queue's. */
+export interface DbWrites {
+  commits: number;
+  taskwire: number;
+  queue: number;
+}
+
+export interface RunningTarget {
+  readonly name: TargetName;
+  readonly mode: Mode;
+  readonly httpUrl: string;
+  /** Where the generator connects: ws://... for Phoenix, http://... for Socket.IO. */
+  readonly socketUrl: string;
+  readonly child: Child;
+  /** Processes whose CPU is the target's backing store (postgres, redis-server). */
+  readonly storeComm: string;
+  readonly http: HttpClient;
+  token(user: string): Promise<string>;
+  probe(gc?: boolean): Promise<Probe>;
+  stats(): Promise<TargetStats>;
+  /** Row writes of the target's database so far (taskwire only). */
+  dbWrites(): Promise<DbWrites | undefined>;
+  /** Starts V8's sampling CPU profiler inside the server (the measured window only). */
+  profileStart(): Promise<void>;
+  /** Stops it and writes the .cpuprofile; returns its path. */
+  profileStop(label: string): Promise<string>;
+  /** Stops the server (SIGTERM) and cleans up; returns the whole-process --cpu-prof profile, if any. */
+  stop(): Promise<string | undefined>;
+}
+
+export interface StartOptions {
+  /** Extra environment (KEY=VALUE) for the server, over the benchmark's defaults. */
+  env?: Record<string, string>;
+  /** Run the server with `node --cpu-prof` (whole process, written at exit). */
+  cpuProf?: boolean;
+  /** Wanted open-files limit of the server. */
+  nofile?: number;
+  log: (line: string) => void;
+  runId: string;
+}
+
+function cleanEnv(): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (k.startsWith('TASKWIRE_') || k.startsWith('PEER_') || k === 'DATABASE_URL' || k === 'PORT') continue;
+    if (k.startsWith('npm_') || k === 'NODE_OPTIONS') continue;
+    env[k] = v;
+  }
+  return env;
+}
+
+function newestProfile(dir: string, since: number): string | undefined {
+  try {
+    const files = readdirSync(dir)
+      .filter((f) => f.endsWith('.cpuprofile'))
+      .map((f) => path.join(dir, f))
+      .filter((f) => statSync(f).mtimeMs >= since)
+      .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+    return files[0];
+  } catch {
+    return undefined;
+  }
+}
+
+function metric(text: string, name: string): number | undefined {
+  let total: number | undefined;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const rest = line.slice(name.length);
+    if (rest[0] !== ' ' && rest[0] !== '{') continue;
+    const v = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (Number.isFinite(v)) total = (total ?? 0) + v;
+  }
+  return total;
+}
+
+function nodeArgs(profile: boolean, profileDir: string): string[] {
+  const args = ['--expose-gc', '--import', PROBE];
+  if (profile) args.push('--cpu-prof', '--cpu-prof-dir', profileDir);
+  return args;
+}
+
+/** Memory after a full GC (when `gc`), with the RSS read from /proc. */
+async function probeOf(child: Child, gc: boolean): Promise<Probe> {
+  const inside = await child.request<Omit<Probe, 'rss'>>({ cmd: 'probe', gc }, 60_000);
+  return { ...inside, rss: rssBytes(child.pid) };
+}
+
+function profiler(child: Child, dir: string, runId: string, name: TargetName) {
+  return {
+    async profileStart() {
+      await child.request({ cmd: 'profile-start', intervalUs: 500 }, 30_000);
+    },
+    async profileStop(label: string) {
+      const file = path.join(dir, `${runId}-${name}-${label}.cpuprofile`);
+      await child.request({ cmd: 'profile-stop', file }, 60_000);
+      return file;
+    },
+  };
+}
+
+async function ready(child: Child, url: string, what: string): Promise<void> {
+  const client = new HttpClient(url);
+  try {
+    await waitFor(
+      `${what} to answer /readyz`,
+      async () => {
+        if (child.proc.exitCode !== null) throw new Error(`${what} exited: ${child.tail(15)}`);
+        const res = await client.request('GET', '/readyz');
+        return res.status === 200 ? true : undefined;
+      },
+      60_000,
+      100,
+    );
+  } catch (err) {
+    await child.stop(2000);
+    throw new Error(`${(err as Error).message}\n--- last lines of ${child.logFile}:\n${child.tail(20)}`);
+  }
+}
+
+export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> {
+  const db: BenchDatabase = await createDatabase();
+  const port = await freePort();
+  mkdirSync(path.join(RESULTS_DIR, 'logs'), { recursive: true });
+  const profileDir = path.join(RESULTS_DIR, 'profiles');
+  mkdirSync(profileDir, { recursive: true });
+  const logFile = path.join(RESULTS_DIR, 'logs', `${opts.runId}-taskwire.log`);
+  const startedAt = Date.now();
+  const env = {
+    ...cleanEnv(),
+    DATABASE_URL: db.url,
+    TASKWIRE_SECRET: BENCH_SECRET,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    TASKWIRE_LOG_PRETTY: 'false',
+    TASKWIRE_NODE_ID: `bench-${opts.runId}`,
+    TASKWIRE_TASKS: BENCH_TASKS,
+    TASKWIRE_MAX_SOCKETS_PER_USER: '1000000',
+    TASKWIRE_MAX_CREATES_PER_MINUTE: '100000000',
+    TASKWIRE_MAX_CHANNELS: '1000',
+    TASKWIRE_MAX_MESSAGES_PER_SECOND: '100000',
+    TASKWIRE_SHUTDOWN_TIMEOUT_MS: '1000',
+    ...opts.env,
+  };
+  let child: Child;
+  try {
+    child = spawnNode(path.join(TASKWIRE_ROOT, 'bin/taskwire.js'), ['start'], {
+      env,
+      nodeArgs: nodeArgs(Boolean(opts.cpuProf), profileDir),
+      nofile: opts.nofile ?? nofileHardLimit(),
+      logFile,
+      cwd: TASKWIRE_ROOT,
+    });
+    await ready(child, `http://127.0.0.1:${port}`, 'taskwire');
+  } catch (err) {
+    await db.drop().catch(() => {});
+    throw err;
+  }
+  opts.log(
+    `taskwire pid ${child.pid} on :${port}${TASKWIRE_ROOT !== ROOT ? ` from ${TASKWIRE_ROOT}` : ''}, ` +
+      `database ${db.name}, log ${path.relative(ROOT, logFile)}`,
+  );
+  const httpUrl = `http://127.0.0.1:${port}`;
+  const http = new HttpClient(httpUrl, { maxSockets: 64 });
+  const statsPool = new pg.Pool({ connectionString: db.url, max: 1 });
+  return {
+    name: 'taskwire',
+    mode: 'phoenix',
+    httpUrl,
+    socketUrl: `ws://127.0.0.1:${port}`,
+    child,
+    storeComm: 'postgres',
+    http,
+    token: (user) => mintToken(user),
+    probe: (gc = true) => probeOf(child, gc),
+    ...profiler(child, profileDir, opts.runId, 'taskwire'),
+    async stats() {
+      const res = await http.request('GET', '/metrics');
+      const text = String(res.body);
+      return {
+        sockets: metric(text, 'taskwire_open_sockets') ?? 0,
+        channels: metric(text, 'taskwire_joined_channels'),
+        actors: metric(text, 'taskwire_task_actors'),
+        conflated: metric(text, 'taskwire_conflated_updates_total'),
+        eventsOut: metric(text, 'taskwire_events_delivered_total'),
+        snapshotRows: metric(text, 'taskwire_snapshot_rows_total'),
+        progressIn: metric(text, 'taskwire_progress_events_total'),
+        attemptsCompleted: (() => {
+          const line = text.split('\n').filter((l) => l.startsWith('taskwire_attempts_total{'));
+          return line
+            .filter((l) => l.includes('outcome="completed"'))
+            .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+        })(),
+      };
+    },
+    async dbWrites() {
+      const commits = await statsPool.query(
+        'select xact_commit from pg_stat_database where datname = current_database()',
+      );
+      const tables = await statsPool.query(
+        `select schemaname, sum(n_tup_ins + n_tup_upd + n_tup_del)::bigint as writes
+           from pg_stat_user_tables group by schemaname`,
+      );
+      const by = (schema: string) => Number(tables.rows.find((r) => r.schemaname === schema)?.writes ?? 0);
+      return {
+        commits: Number(commits.rows[0].xact_commit),
+        taskwire: by('taskwire'),
+        queue: by('graphile_worker'),
+      };
+    },
+    async stop() {
+      http.close();
+      await statsPool.end().catch(() => {});
+      const code = await child.stop(15_000);
+      if (code !== 0) opts.log(`taskwire exited with ${code}`);
+      await db.drop().catch((err: unknown) => opts.log(`could not drop ${db.name}: ${err}`));
+      return opts.cpuProf ? newestProfile(profileDir, startedAt) : undefined;
+    },
+  };
+}
+
+/** True when Redis answers PING at REDIS_URL. */
+export function redisReachable(url = REDIS_URL, timeoutMs = 1000): Promise<boolean> {
+  const u = new URL(url);
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: u.hostname, port: Number(u.port || 6379) });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.on('error', () => done(false));
+    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (d) => done(d.toString().startsWith('+PONG')));
+  });
+}
+
+export const REDIS_HINT =
+  'start it with: redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no';
+
+export async function startPeer(opts: StartOptions): Promise<RunningTarget> {
+  if (!(await redisReachable())) throw new Error(`Redis is not reachable at ${REDIS_URL}; ${REDIS_HINT}`);
+  const port = await freePort();
+  mkdirSync(path.join(RESULTS_DIR, 'logs'), { recursive: true });
+  const profileDir = path.join(RESULTS_DIR, 'profiles');
+  mkdirSync(profileDir, { recursive: true });
+  const logFile = path.join(RESULTS_DIR, 'logs', `${opts.runId}-peer.log`);
+  const startedAt = Date.now();
+  const child = spawnNode(PEER, [], {
+    env: {
+      ...cleanEnv(),
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      REDIS_URL,
+      PEER_SECRET: BENCH_SECRET,
+      PEER_PREFIX: `bench-${randomBytes(4).toString('hex')}`,
+      PEER_QUEUE: 'tasks',
+      PEER_CONCURRENCY: '100',
+      ...opts.env,
+    },
+    nodeArgs: nodeArgs(Boolean(opts.cpuProf), profileDir),
+    nofile: opts.nofile ?? nofileHardLimit(),
+    logFile,
+    cwd: ROOT,
+  });
+  const httpUrl = `http://127.0.0.1:${port}`;
+  await ready(child, httpUrl, 'peer');
+  opts.log(`peer pid ${child.pid} on :${port}, log ${path.relative(ROOT, logFile)}`);
+  const http = new HttpClient(httpUrl, { maxSockets: 64 });
+  return {
+    name: 'peer',
+    mode: 'socketio',
+    httpUrl,
+    socketUrl: httpUrl,
+    child,
+    storeComm: 'redis-server',
+    http,
+    token: (user) => mintToken(user),
+    probe: (gc = true) => probeOf(child, gc),
+    ...profiler(child, profileDir, opts.runId, 'peer'),
+    async stats() {
+      const res = await http.request('GET', '/bench/stats');
+      const counts = res.body?.jobCounts ?? {};
+      return { sockets: res.body?.sockets ?? 0, active: counts.active, completed: counts.completed };
+    },
+    dbWrites: async () => undefined,
+    async stop() {
+      http.close();
+      const code = await child.stop(15_000);
+      if (code !== 0) opts.log(`peer exited with ${code}`);
+      return opts.cpuProf ? newestProfile(profileDir, startedAt) : undefined;
+    },
+  };
+}
+
+export function startTarget(name: TargetName, opts: StartOptions): Promise<RunningTarget> {
+  return name === 'taskwire' ? startTaskwire(opts) : startPeer(opts);
+}
+
+/** Creates tasks over HTTP as `token`'s user, `concurrency` at a time; returns their ids in order. */
+export async function createTasks(
+  target: RunningTarget,
+  token: string,
+  bodies: Array<Record<string, unknown>>,
+  concurrency = 32,
+): Promise<string[]> {
+  const ids: string[] = new Array(bodies.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, bodies.length) }, async () => {
+      while (next < bodies.length) {
+        const i = next++;
+        const res = await target.http.request('POST', '/api/tasks', bodies[i], token);
+        if (res.status !== 201) throw new Error(`create task: ${res.status} ${JSON.stringify(res.body)}`);
+        ids[i] = res.body.task_id;
+      }
+    }),
+  );
+  return ids;
+}

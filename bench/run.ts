@@ -1,0 +1,192 @@
+// The benchmark runner: `npm run bench -- <scenario> [--flags]`. Starts the server(s) under test
+// and the load generator in their own processes, runs the scenario against taskwire, the
+// Socket.IO + BullMQ peer, or both, prints a human table and, last, one JSON line.
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { bool, type FlagSpec, helpText, int, list, parseFlags, str, UsageError } from './lib/args.ts';
+import { machineBusyPct } from './lib/procs.ts';
+import { evaluate, jsonLine, printReport, type RunReport, ratios } from './lib/report.ts';
+import { RESULTS_DIR, type TargetName } from './lib/targets.ts';
+import { actors } from './scenarios/actors.ts';
+import type { Ctx, Scenario } from './scenarios/common.ts';
+import { fanout } from './scenarios/fanout.ts';
+import { sockets } from './scenarios/sockets.ts';
+import { throughput } from './scenarios/throughput.ts';
+
+/** Other work above this share of one core during a window makes the run "disturbed". */
+const DISTURBED_PCT = 25;
+
+const SCENARIOS: Record<string, Scenario<any>> = { throughput, fanout, sockets, actors };
+
+const COMMON = {
+  target: str<'taskwire' | 'peer' | 'both'>('taskwire', 'which server to measure', [
+    'taskwire',
+    'peer',
+    'both',
+  ]),
+  genProcs: int(1, 'load generator processes (sockets scenario adds more when open files require)'),
+  genNice: int(0, 'niceness of the generator processes (e.g. 10: the server under test wins CPU contention)'),
+  profile: bool(false, "CPU-profile the server over the measured window (V8's sampler, as --cpu-prof)"),
+  cpuProf: bool(false, 'run the server under node --cpu-prof (whole process, written at exit)'),
+  serverEnv: list('KEY=VALUE for the server under test (repeatable), e.g. TASKWIRE_DB_POOL_SIZE=20'),
+  quietBelow: int(
+    25,
+    'before each target, wait (up to 3 min) until the machine is less busy than this % (0: no wait)',
+  ),
+  retryDisturbed: int(
+    2,
+    'measure a target again (up to this many times) when other work used > 25% of a core meanwhile',
+  ),
+  help: bool(false, 'this help'),
+} satisfies FlagSpec;
+
+/** Waits until other work on the machine has calmed down; returns the last busy % seen. */
+async function waitQuiet(belowPct: number, log: (line: string) => void): Promise<number> {
+  const deadline = Date.now() + 180_000;
+  let busy = await machineBusyPct(1000);
+  if (belowPct <= 0) return busy;
+  let told = false;
+  while (busy >= belowPct && Date.now() < deadline) {
+    if (!told) log(`the machine is ${busy.toFixed(0)}% busy with other work; waiting for it to calm down`);
+    told = true;
+    busy = await machineBusyPct(2000);
+  }
+  return busy;
+}
+
+function usage(): string {
+  const lines = [
+    'usage: npm run bench -- <scenario> [--flags]',
+    '',
+    'scenarios:',
+    ...Object.values(SCENARIOS).map((s) => `  ${s.name.padEnd(12)} ${s.summary}`),
+    '',
+    'flags of every scenario:',
+    helpText(COMMON),
+  ];
+  for (const s of Object.values(SCENARIOS)) lines.push('', `${s.name}:`, helpText(s.flags));
+  return lines.join('\n');
+}
+
+function stamp(): string {
+  const d = new Date();
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return name ? 0 : 2;
+  }
+  const scenario = SCENARIOS[name];
+  if (!scenario)
+    throw new UsageError(`unknown scenario ${name}; one of ${Object.keys(SCENARIOS).join(', ')}`);
+  const spec = { ...COMMON, ...scenario.flags };
+  const flags = parseFlags(spec, rest) as Record<string, any>;
+  if (flags.help) {
+    console.log(`${scenario.name}: ${scenario.summary}\n\n${helpText(spec)}`);
+    return 0;
+  }
+  const serverEnv: Record<string, string> = {};
+  for (const pair of flags.serverEnv as string[]) {
+    const eq = pair.indexOf('=');
+    if (eq < 1) throw new UsageError(`--server-env wants KEY=VALUE, got ${pair}`);
+    serverEnv[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  const runId = `${scenario.name}-${stamp()}-${randomBytes(2).toString('hex')}`;
+  const ctx: Ctx = {
+    runId,
+    log: (line) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`),
+    genProcs: Math.max(1, flags.genProcs as number),
+    genNice: Math.min(19, Math.max(0, flags.genNice as number)),
+    serverEnv,
+    profile: flags.profile as boolean,
+    cpuProf: flags.cpuProf as boolean,
+    profiles: [],
+  };
+  const targets: TargetName[] = flags.target === 'both' ? ['taskwire', 'peer'] : [flags.target as TargetName];
+  const params: Record<string, unknown> = {};
+  for (const key of Object.keys(scenario.flags)) params[key] = flags[key];
+  params.target = flags.target;
+  if (Object.keys(serverEnv).length > 0) params.serverEnv = serverEnv;
+
+  const report: RunReport = { scenario: scenario.name, params, figures: {}, goals: [], notes: [] };
+  let failed = false;
+  for (const target of targets) {
+    let best: { figures: RunReport['figures']['taskwire']; notes: string[]; others: number } | undefined;
+    for (let attempt = 0; attempt <= (flags.retryDisturbed as number); attempt++) {
+      const busy = await waitQuiet(flags.quietBelow as number, ctx.log);
+      try {
+        const measured = await scenario.measure(target, flags, ctx);
+        const others = Number(measured.figures.others_cpu_pct ?? 0);
+        const notes = [
+          ...measured.notes,
+          `${target}: machine ${busy.toFixed(0)}% busy with other work just before the run`,
+        ];
+        if (!best || others < best.others) best = { figures: measured.figures, notes, others };
+        if (others <= DISTURBED_PCT) break;
+        ctx.log(
+          `${target}: other work used ${others.toFixed(0)}% of a core during the window; measuring again`,
+        );
+      } catch (err) {
+        failed = true;
+        const message = err instanceof Error ? err.message : String(err);
+        report.notes.push(`${target} run failed: ${message.split('\n')[0]}`);
+        ctx.log(`${target} run failed: ${err instanceof Error ? err.stack : message}`);
+        break;
+      }
+    }
+    if (best) {
+      report.figures[target] = best.figures;
+      report.notes.push(...best.notes);
+      if (best.others > DISTURBED_PCT)
+        report.notes.push(
+          `${target}: DISTURBED: other processes used ${best.others.toFixed(0)}% of a core during the window`,
+        );
+    }
+  }
+  report.ratios = ratios(report.figures, scenario.ratioNames);
+  report.goals = evaluate(
+    scenario
+      .goals(flags)
+      .filter(
+        (g) => (g.target === 'ratio' && targets.length === 2) || targets.includes(g.target as TargetName),
+      ),
+    report.figures,
+    report.ratios,
+  );
+  report.notes.push(
+    `machine: ${os.cpus().length} cores (${os.cpus()[0]?.model.trim()}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}`,
+  );
+  if (ctx.profiles.length > 0) {
+    report.profiles = ctx.profiles.map((p) => ({
+      target: p.target,
+      label: p.label,
+      busyMs: p.summary.busyMs,
+      top: p.summary.top.slice(0, 10).map((r) => [`${r.name} ${r.where}`, Math.round(r.pct * 10) / 10]),
+    }));
+  }
+  printReport(report, (line) => console.log(line));
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = path.join(RESULTS_DIR, `${runId}.json`);
+  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+  console.log(`(saved ${path.relative(process.cwd(), file)})`);
+  console.log(jsonLine(report));
+  return failed ? 1 : 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof UsageError) {
+      console.error(`bench: ${err.message}\n\n${usage()}`);
+      process.exit(2);
+    }
+    console.error(err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,197 @@
+// What every scenario shares: the run context, starting the target and the generator processes
+// (with cleanup whatever happens), splitting work between generator processes, CPU windows,
+// and window-scoped CPU profiles.
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type { FlagSpec, FlagValues } from '../lib/args.ts';
+import { type Child, CpuMeter, nofileHardLimit, spawnNode } from '../lib/procs.ts';
+import type { Figures, Goal } from '../lib/report.ts';
+import {
+  BENCH_DIR,
+  RESULTS_DIR,
+  ROOT,
+  type RunningTarget,
+  startTarget,
+  type TargetName,
+} from '../lib/targets.ts';
+import { formatSummary, type ProfileSummary, summarizeProfile } from '../tools/profile.ts';
+
+export interface Ctx {
+  runId: string;
+  /** Progress lines (stderr). */
+  log(line: string): void;
+  /** Generator processes to use (at least; more when the sockets need more open files). */
+  genProcs: number;
+  /** Niceness of the generator processes (0: same priority as the server). */
+  genNice: number;
+  /** Extra server environment from --server-env KEY=VALUE. */
+  serverEnv: Record<string, string>;
+  /** Window-scoped CPU profile of the server (--profile). */
+  profile: boolean;
+  /** Whole-process `node --cpu-prof` of the server (--cpu-prof). */
+  cpuProf: boolean;
+  profiles: Array<{ target: TargetName; label: string; summary: ProfileSummary }>;
+}
+
+export interface Measured {
+  figures: Figures;
+  notes: string[];
+}
+
+export interface Scenario<S extends FlagSpec = FlagSpec> {
+  name: string;
+  summary: string;
+  flags: S;
+  /** Scenario-specific server environment, per target. */
+  goals(flags: FlagValues<S>): Goal[];
+  /** Figures compared as taskwire/peer. */
+  ratioNames: string[];
+  measure(target: TargetName, flags: FlagValues<S>, ctx: Ctx): Promise<Measured>;
+}
+
+export function defineScenario<S extends FlagSpec>(s: Scenario<S>): Scenario<S> {
+  return s;
+}
+
+/** Starts the target with the scenario's env (under --server-env), runs fn, always stops it. */
+export async function withTarget<T>(
+  name: TargetName,
+  ctx: Ctx,
+  env: Record<string, string>,
+  fn: (t: RunningTarget) => Promise<T>,
+): Promise<T> {
+  const target = await startTarget(name, {
+    env: { ...env, ...ctx.serverEnv },
+    cpuProf: ctx.cpuProf,
+    log: ctx.log,
+    runId: ctx.runId,
+  });
+  try {
+    return await fn(target);
+  } finally {
+    const whole = await target.stop().catch((err: unknown) => {
+      ctx.log(`stopping ${name} failed: ${err}`);
+      return undefined;
+    });
+    if (whole) addProfile(ctx, name, 'process', whole);
+  }
+}
+
+function addProfile(ctx: Ctx, target: TargetName, label: string, file: string): void {
+  try {
+    const summary = summarizeProfile(file, 25);
+    ctx.profiles.push({ target, label, summary });
+    ctx.log(`${target} ${label}: ${formatSummary(summary)}`);
+  } catch (err) {
+    ctx.log(`could not read profile ${file}: ${err}`);
+  }
+}
+
+/** Runs fn inside a window-scoped CPU profile of the server when --profile is on. */
+export async function profiled<T>(
+  target: RunningTarget,
+  ctx: Ctx,
+  label: string,
+  fn: () => Promise<T>,
+): Promise<T> {
+  if (!ctx.profile) return fn();
+  await target.profileStart();
+  try {
+    return await fn();
+  } finally {
+    const file = await target.profileStop(label);
+    addProfile(ctx, target.name, label, file);
+  }
+}
+
+const GENERATOR = path.join(BENCH_DIR, 'generator/main.ts');
+
+/** How many sockets one generator process may hold under the hard open-files limit. */
+export function socketsPerGenerator(): number {
+  return Math.max(100, nofileHardLimit() - 300);
+}
+
+export async function withGenerators<T>(
+  count: number,
+  ctx: Ctx,
+  fn: (gens: Child[]) => Promise<T>,
+): Promise<T> {
+  mkdirSync(path.join(RESULTS_DIR, 'logs'), { recursive: true });
+  const gens = Array.from({ length: count }, (_, i) =>
+    spawnNode(GENERATOR, [], {
+      env: { ...process.env, NODE_OPTIONS: '' },
+      nofile: nofileHardLimit(),
+      logFile: path.join(RESULTS_DIR, 'logs', `${ctx.runId}-generator-${i}.log`),
+      cwd: ROOT,
+      nice: ctx.genNice,
+    }),
+  );
+  try {
+    await Promise.all(gens.map((g) => g.request({ cmd: 'ping' }, 30_000)));
+    return await fn(gens);
+  } finally {
+    await Promise.all(gens.map((g) => g.stop(5000)));
+  }
+}
+
+/** Splits items into `parts` contiguous chunks of nearly equal size. */
+export function split<T>(items: T[], parts: number): T[][] {
+  const out: T[][] = [];
+  let at = 0;
+  for (let i = 0; i < parts; i++) {
+    const size = Math.floor(items.length / parts) + (i < items.length % parts ? 1 : 0);
+    out.push(items.slice(at, at + size));
+    at += size;
+  }
+  return out;
+}
+
+/** CPU of the server and its store over a window, with the generators' own CPU. */
+export function cpuWindow(target: RunningTarget) {
+  const meter = new CpuMeter(target.child.pid, [target.storeComm]);
+  meter.start();
+  return {
+    stop(genCpuMs: number) {
+      const r = meter.stop();
+      return {
+        server_cpu_pct: r.cpuPct,
+        server_sys_pct: r.sysPct,
+        [`${target.storeComm === 'postgres' ? 'postgres' : 'redis'}_cpu_pct`]: r.helpers[target.storeComm],
+        generator_cpu_pct: (genCpuMs / r.wallMs) * 100,
+        irq_cpu_pct: r.irqPct,
+        // What the rest of the machine used meanwhile (other processes, kernel threads): a
+        // large figure means the run was disturbed.
+        others_cpu_pct: Math.max(
+          0,
+          r.machinePct -
+            r.irqPct -
+            r.cpuPct -
+            (r.helpers[target.storeComm] ?? 0) -
+            (genCpuMs / r.wallMs) * 100,
+        ),
+        window_s: r.wallMs / 1000,
+      } as Figures;
+    },
+  };
+}
+
+export function sum(values: number[]): number {
+  return values.reduce((a, b) => a + b, 0);
+}
+
+export function mergeCounts(maps: Array<Record<string, number>>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const m of maps) for (const [k, v] of Object.entries(m)) out[k] = (out[k] ?? 0) + v;
+  return out;
+}
+
+export function topErrors(errors: Record<string, number>, n = 3): string {
+  return Object.entries(errors)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, n)
+    .map(([k, v]) => `${v}x ${k}`)
+    .join('; ');
+}
+
+export const MB = 1024 * 1024;
+export const KB = 1024;

@@ -1,0 +1,3 @@
+// The auth part's public face.
+export { loadOrCreateSecret, SECRET_FILE } from './secret.ts';
+export { type Identity, TokenError, Tokens } from './tokens.ts';

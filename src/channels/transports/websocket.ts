@@ -1,0 +1,328 @@
+// The WebSocket transport (Phoenix's transports/websocket.ex) on `ws`: upgrade checks in the spec's
+// order, frames in and out, idle timeout, close codes. Must not know topics or channels.
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { type RawData, type WebSocket, WebSocketServer } from 'ws';
+import { negotiateVersion, type Serializer } from '../serializers/serializer.ts';
+import { v1 } from '../serializers/v1.ts';
+import { v2 } from '../serializers/v2.ts';
+import type { Session, Transport } from '../session.ts';
+import { lastQueryValue, type SocketEndpoint } from './connect.ts';
+
+export const WEBSOCKET_PATH = '/socket/websocket';
+/** phoenix.js `authToken`: `Sec-WebSocket-Protocol: phoenix, base64url.bearer.phx.<b64>`. */
+const AUTH_TOKEN_PREFIX = 'base64url.bearer.phx.';
+const CLOSE_GOING_AWAY = 1001;
+const CLOSE_UNSUPPORTED_DATA = 1003;
+const CLOSE_INVALID_PAYLOAD = 1007;
+/** A socket still not closed this long after we closed it (a reader that stopped reading) is destroyed. */
+const CLOSE_GRACE_MS = 5000;
+const SEC_WEBSOCKET_KEY = /^[+/0-9A-Za-z]{22}==$/;
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  403: 'Forbidden',
+  404: 'Not Found',
+  429: 'Too Many Requests',
+  503: 'Service Unavailable',
+};
+
+export interface WebSocketTransportOptions {
+  server: Server;
+  endpoint: SocketEndpoint;
+  maxFrameBytes: number;
+  idleTimeoutMs: number;
+}
+
+/** One accepted WebSocket: the Transport its session writes to. */
+class WebSocketConnection implements Transport {
+  readonly ws: WebSocket;
+  readonly serializer: Serializer;
+  readonly userId: string;
+  session!: Session;
+  /** Set by every inbound frame; the shared idle check turns it into `silentSince`. */
+  heard = false;
+  silentSince: number;
+  closingSince = 0;
+
+  constructor(ws: WebSocket, serializer: Serializer, userId: string, now: number) {
+    this.ws = ws;
+    this.serializer = serializer;
+    this.userId = userId;
+    this.silentSince = now;
+  }
+
+  /** While frames are held for this loop turn: the bytes the client had not taken before it. */
+  #backlog = -1;
+  /** A frame went out in this loop turn: the next ones of the turn are held and batched. */
+  wroteThisTurn = false;
+
+  buffered(): number {
+    // Frames held on purpose until the end of this turn are batching, not a slow reader.
+    return this.#backlog >= 0 ? this.#backlog : this.ws.bufferedAmount;
+  }
+
+  write(frame: string): void {
+    // The fan-out loop hands the same event string to every subscriber in turn: turn it into
+    // bytes once and send that one buffer to each (a server never masks, so ws leaves it as is).
+    if (frame !== lastText) {
+      lastText = frame;
+      lastBytes = Buffer.from(frame);
+    }
+    // The first frame of a turn leaves at once (no added latency); from the second one on, the
+    // socket is held so the rest of the turn's frames share one writev.
+    if (this.wroteThisTurn) this.#hold();
+    else this.#markWrote();
+    this.ws.send(lastBytes, { binary: false });
+    if (this.ws.bufferedAmount - this.#backlog > HOLD_LIMIT_BYTES) this.release();
+  }
+
+  #markWrote(): void {
+    this.wroteThisTurn = true;
+    turn.add(this);
+    if (turn.size === 1) setImmediate(endTurn);
+  }
+
+  /**
+   * Corks the socket until the end of this loop turn, so the frames it gets in one turn (one
+   * per joined task that moved) leave in one writev instead of one syscall each.
+   */
+  #hold(): void {
+    if (this.#backlog >= 0) return;
+    const socket = rawSocket(this.ws);
+    if (!socket) return;
+    this.#backlog = this.ws.bufferedAmount;
+    socket.cork();
+  }
+
+  /** Hands what is held to the kernel now. */
+  release(): void {
+    if (this.#backlog < 0) return;
+    this.#backlog = -1;
+    rawSocket(this.ws)?.uncork();
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closingSince !== 0) return;
+    this.closingSince = Date.now();
+    this.ws.close(code, reason);
+  }
+}
+
+function ignore(): void {}
+
+/** A one-entry cache: the last frame written and its bytes. */
+let lastText = '';
+let lastBytes: Buffer = Buffer.alloc(0);
+
+/** Held frames are handed to the kernel early once a turn holds this much for one socket. */
+const HOLD_LIMIT_BYTES = 64 * 1024;
+/** The connections written to in this loop turn. */
+const turn = new Set<WebSocketConnection>();
+
+/** ws exposes no public handle for corking; `_socket` is the net.Socket it writes to (ws 8). */
+function rawSocket(ws: WebSocket): Duplex | undefined {
+  return (ws as unknown as { _socket?: Duplex })._socket;
+}
+
+function endTurn(): void {
+  for (const conn of turn) {
+    conn.wroteThisTurn = false;
+    conn.release();
+  }
+  turn.clear();
+}
+
+function refuse(socket: Duplex, status: number): void {
+  if (socket.destroyed) return;
+  socket.once('finish', socket.destroy);
+  socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}
+
+function protocolToken(offered: string[]): string | undefined {
+  const entry = offered.find((p) => p.startsWith(AUTH_TOKEN_PREFIX));
+  if (!entry) return undefined;
+  const token = Buffer.from(entry.slice(AUTH_TOKEN_PREFIX.length), 'base64').toString('utf8');
+  return token || undefined;
+}
+
+export class WebSocketTransport {
+  readonly #o: WebSocketTransportOptions;
+  readonly #wss: WebSocketServer;
+  readonly #connections = new Map<WebSocket, WebSocketConnection>();
+  readonly #idleTimer: NodeJS.Timeout;
+  #closing = false;
+  #allClosed: (() => void) | undefined;
+
+  constructor(opts: WebSocketTransportOptions) {
+    this.#o = opts;
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      perMessageDeflate: false,
+      clientTracking: false,
+      maxPayload: opts.maxFrameBytes,
+      handleProtocols: (offered) => (offered.has('phoenix') ? 'phoenix' : false),
+    });
+    opts.server.on('upgrade', this.#onUpgrade);
+    // One timer for every socket's idle check (not one per socket).
+    const tickMs = Math.max(100, Math.min(5000, Math.floor(opts.idleTimeoutMs / 4)));
+    this.#idleTimer = setInterval(this.#checkIdle, tickMs);
+    this.#idleTimer.unref();
+  }
+
+  get size(): number {
+    return this.#connections.size;
+  }
+
+  /** Refuses new sockets (503); open ones carry on until close(). */
+  stopAccepting(): void {
+    this.#closing = true;
+  }
+
+  /** Stops accepting, closes every socket with `code`, resolves when all are gone (bounded). */
+  async close(code: number, reason: string, timeoutMs = 2000): Promise<void> {
+    this.#closing = true;
+    this.#o.server.off('upgrade', this.#onUpgrade);
+    for (const conn of this.#connections.values()) conn.session.fail(code, reason);
+    if (this.#connections.size > 0) {
+      await new Promise<void>((resolve) => {
+        this.#allClosed = resolve;
+        setTimeout(resolve, timeoutMs).unref();
+      });
+    }
+    for (const conn of this.#connections.values()) conn.ws.terminate();
+    clearInterval(this.#idleTimer);
+  }
+
+  readonly #onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    if (path !== WEBSOCKET_PATH) {
+      // Nobody else serves upgrades on this server: answer rather than leave the socket hanging.
+      if (this.#o.server.listenerCount('upgrade') === 1) refuse(socket, 404);
+      return;
+    }
+    socket.on('error', ignore);
+    this.#upgrade(req, socket, head, q === -1 ? '' : url.slice(q + 1)).catch((err: unknown) => {
+      this.#o.endpoint.log.error({ err }, 'websocket upgrade failed');
+      refuse(socket, 403);
+    });
+  };
+
+  /** The checks of spec 1.4, in order: 400, origin 403, subprotocol 403, vsn/auth 403, then 101. */
+  async #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, query: string): Promise<void> {
+    const { endpoint } = this.#o;
+    const h = req.headers;
+    if (this.#closing) return this.#refuse(socket, 503, 'shutting down');
+    if (
+      req.method !== 'GET' ||
+      h.upgrade?.toLowerCase() !== 'websocket' ||
+      !SEC_WEBSOCKET_KEY.test(h['sec-websocket-key'] ?? '') ||
+      h['sec-websocket-version'] !== '13'
+    ) {
+      return this.#refuse(socket, 400, 'bad upgrade request');
+    }
+    if (!endpoint.origins.allows(h.origin)) return this.#refuse(socket, 403, 'origin not allowed');
+    const offered = (h['sec-websocket-protocol'] ?? '')
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean);
+    if (offered.length > 0 && !offered.includes('phoenix'))
+      return this.#refuse(socket, 403, 'no phoenix subprotocol');
+    const search = new URLSearchParams(query);
+    const version = negotiateVersion(lastQueryValue(search, 'vsn'));
+    if (version === undefined) return this.#refuse(socket, 403, 'unsupported vsn');
+    const param = lastQueryValue(search, 'token');
+    const token = param === undefined ? protocolToken(offered) : (param ?? undefined);
+    const userId = await endpoint.authenticate(token);
+    if (socket.destroyed) return;
+    if (userId === undefined) return this.#refuse(socket, 403, 'invalid token');
+    if (this.#closing) return this.#refuse(socket, 503, 'shutting down');
+    if (!endpoint.quota.take(userId)) return this.#refuse(socket, 429, 'too many sockets for this user');
+    let opened = false;
+    this.#wss.handleUpgrade(req, socket, head, (ws) => {
+      opened = true;
+      this.#open(ws, userId, version === 1 ? v1 : v2);
+    });
+    if (!opened) endpoint.quota.give(userId); // ws destroyed a socket that was no longer usable
+  }
+
+  #refuse(socket: Duplex, status: number, reason: string): void {
+    this.#o.endpoint.refusals.refused('websocket', status, reason);
+    refuse(socket, status);
+  }
+
+  #open(ws: WebSocket, userId: string, serializer: Serializer): void {
+    const conn = new WebSocketConnection(ws, serializer, userId, Date.now());
+    conn.session = this.#o.endpoint.openSession(userId, conn);
+    this.#connections.set(ws, conn);
+    ws.on('message', this.#onMessage);
+    ws.on('ping', this.#onPing);
+    ws.on('error', this.#onError);
+    ws.on('close', this.#onClose);
+  }
+
+  // Listeners shared by every socket (`this` is the socket): no closures per connection.
+  readonly #onMessage = (() => {
+    const connections = this.#connections;
+    return function onMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+      const conn = connections.get(this);
+      if (!conn) return;
+      conn.heard = true;
+      const session = conn.session;
+      if (isBinary) {
+        const msg = conn.serializer.decodeBinary(data as Buffer);
+        if (msg === 'unsupported') session.fail(CLOSE_UNSUPPORTED_DATA, 'unsupported binary frame');
+        else if (msg === undefined) session.fail(CLOSE_INVALID_PAYLOAD, 'malformed binary frame');
+        else session.receive(msg);
+        return;
+      }
+      const msg = conn.serializer.decode((data as Buffer).toString('utf8'));
+      if (msg === undefined) session.fail(CLOSE_INVALID_PAYLOAD, 'malformed message');
+      else session.receive(msg);
+    };
+  })();
+
+  readonly #onPing = (() => {
+    const connections = this.#connections;
+    return function onPing(this: WebSocket): void {
+      const conn = connections.get(this);
+      if (conn) conn.heard = true;
+    };
+  })();
+
+  readonly #onError = (() => {
+    const self = this;
+    return function onError(this: WebSocket, err: Error): void {
+      // ws closes the socket itself (1009 too large, 1007 invalid UTF-8, 1002 protocol error).
+      self.#o.endpoint.log.debug({ err }, 'websocket error');
+    };
+  })();
+
+  readonly #onClose = (() => {
+    const self = this;
+    return function onClose(this: WebSocket): void {
+      const conn = self.#connections.get(this);
+      if (!conn) return;
+      self.#connections.delete(this);
+      conn.session.end();
+      self.#o.endpoint.quota.give(conn.userId);
+      if (self.#connections.size === 0) self.#allClosed?.();
+    };
+  })();
+
+  readonly #checkIdle = (): void => {
+    const now = Date.now();
+    const idleMs = this.#o.idleTimeoutMs;
+    for (const conn of this.#connections.values()) {
+      if (conn.closingSince !== 0) {
+        if (now - conn.closingSince > CLOSE_GRACE_MS) conn.ws.terminate();
+      } else if (conn.heard) {
+        conn.heard = false;
+        conn.silentSince = now;
+      } else if (now - conn.silentSince >= idleMs) {
+        conn.session.fail(CLOSE_GOING_AWAY, 'idle timeout');
+      }
+    }
+  };
+}

@@ -1,0 +1,246 @@
+// The client: REST calls plus ONE phoenix Socket shared by every task it follows, one channel
+// `task:<id>` per task. phoenix reconnects the socket and rejoins the channels; each rejoin's
+// reply carries the task's current state, which the handle folds in by seq.
+import { type Channel, LongPoll, Socket, type SocketConnectOption } from 'phoenix';
+import { TaskwireApiError, TaskwireConnectionError, TaskwireError } from './errors.ts';
+import { Rest } from './http.ts';
+import { type TaskFeed, TaskHandle } from './task-handle.ts';
+import {
+  type ListOptions,
+  type SubmitOptions,
+  TASK_EVENT_NAMES,
+  type Task,
+  type TaskAuditEvent,
+  type TaskPage,
+  TERMINAL_STATUSES,
+} from './types.ts';
+
+export interface ClientOptions {
+  /** The server's HTTP base, e.g. `http://127.0.0.1:4000`. The socket URL is derived from it. */
+  url: string;
+  /**
+   * A JWT whose `sub` is the user (`npx taskwire token --user alice`). A function is called for
+   * every request and every (re)connect, so a refreshed token is picked up.
+   */
+  token: string | (() => string);
+  /** Override the socket endpoint (default: the url with ws(s): and `/socket`). */
+  socketUrl?: string;
+  /** Bound on each HTTP request and on the first join of a task (default 15 s). */
+  timeoutMs?: number;
+  /** Use phoenix's LongPoll transport instead of WebSocket. */
+  longPoll?: boolean;
+  /** Passed to phoenix's Socket as they are (reconnectAfterMs, logger, heartbeatIntervalMs...). */
+  socketOptions?: Partial<SocketConnectOption>;
+  /** Defaults to the global fetch. */
+  fetch?: typeof fetch;
+  /**
+   * Called when a `task.on` listener throws (the other listeners still run). Default: rethrown
+   * on its own tick, like an uncaught error in an event handler.
+   */
+  onListenerError?: (err: unknown) => void;
+}
+
+/** The body of a submit: `type` picks the task type, every other field is the task's input. */
+export type SubmitBody = { type?: string; max_attempts?: number } & Record<string, unknown>;
+
+interface Followed {
+  handle: TaskHandle<unknown>;
+  feed: TaskFeed;
+  channel: Channel | undefined;
+  /** Settles a first join still in flight when the task is released. */
+  abortJoin: ((error: TaskwireError) => void) | undefined;
+}
+
+export class TaskwireClient {
+  readonly url: string;
+  readonly socketUrl: string;
+  readonly #rest: Rest;
+  readonly #o: ClientOptions;
+  readonly #timeoutMs: number;
+  readonly #followed = new Map<string, Followed>();
+  #socket: Socket | undefined;
+  #closed = false;
+
+  constructor(opts: ClientOptions) {
+    if (!opts.url) throw new TypeError('createClient: url is required');
+    if (!opts.token) throw new TypeError('createClient: token is required');
+    this.#o = opts;
+    this.url = opts.url.replace(/\/+$/, '');
+    this.socketUrl = opts.socketUrl ?? `${this.url.replace(/^http/i, 'ws')}/socket`;
+    this.#timeoutMs = opts.timeoutMs ?? 15_000;
+    this.#rest = new Rest({
+      baseUrl: this.url,
+      token: opts.token,
+      timeoutMs: this.#timeoutMs,
+      fetch: opts.fetch ?? ((...args) => globalThis.fetch(...args)),
+    });
+  }
+
+  /** Creates a task and follows it. Resolves once its channel is joined (or it already ended). */
+  async submit<R = unknown>(body: SubmitBody, opts: SubmitOptions = {}): Promise<TaskHandle<R>> {
+    this.#assertOpen();
+    const task = await this.#rest.submit(body, opts);
+    return this.#follow<R>(task);
+  }
+
+  /** Creates a task without following it (one HTTP request, no socket): its state as created. */
+  create(body: SubmitBody, opts: SubmitOptions = {}): Promise<Task> {
+    this.#assertOpen();
+    return this.#rest.submit(body, opts);
+  }
+
+  /** Follows an existing task of the caller. Rejects with `not_found` for unknown or foreign ids. */
+  async watch<R = unknown>(taskId: string): Promise<TaskHandle<R>> {
+    this.#assertOpen();
+    const existing = this.#followed.get(taskId);
+    if (existing) return existing.handle as TaskHandle<R>;
+    return this.#follow<R>(await this.#rest.get(taskId));
+  }
+
+  /** The task's current state (one HTTP read; no socket). */
+  get(taskId: string): Promise<Task> {
+    return this.#rest.get(taskId);
+  }
+
+  /** The caller's tasks, newest first; pass `next_cursor` back as `cursor` for the next page. */
+  list(opts: ListOptions = {}): Promise<TaskPage> {
+    return this.#rest.list(opts);
+  }
+
+  /** Requests cancellation (202 task); `conflict` when already ended, `not_found` when unknown. */
+  cancel(taskId: string): Promise<Task> {
+    return this.#rest.cancel(taskId);
+  }
+
+  /** The task's audit trail, oldest first. */
+  events(taskId: string): Promise<TaskAuditEvent[]> {
+    return this.#rest.events(taskId);
+  }
+
+  /** Leaves every channel and closes the socket; pending result()s reject with `closed`. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const error = new TaskwireError('closed', 'the client was closed');
+    for (const id of [...this.#followed.keys()]) this.#release(id, error);
+    this.#socket?.disconnect();
+    this.#socket = undefined;
+  }
+
+  /** The shared phoenix Socket (created on first use); for diagnostics and tests. */
+  get socket(): Socket | undefined {
+    return this.#socket;
+  }
+
+  async #follow<R>(task: Task): Promise<TaskHandle<R>> {
+    const existing = this.#followed.get(task.task_id);
+    if (existing) {
+      existing.feed.snapshot(task);
+      return existing.handle as TaskHandle<R>;
+    }
+    let feed!: TaskFeed;
+    const handle = new TaskHandle<R>(
+      task as Task<R>,
+      {
+        cancel: (id) => this.cancel(id),
+        release: (id) => this.#release(id),
+        listenerError: this.#o.onListenerError ?? rethrowLater,
+      },
+      (f) => {
+        feed = f;
+      },
+    );
+    if (TERMINAL_STATUSES.has(task.status)) return handle; // nothing more will happen
+    const followed: Followed = {
+      handle: handle as TaskHandle<unknown>,
+      feed,
+      channel: undefined,
+      abortJoin: undefined,
+    };
+    this.#followed.set(task.task_id, followed);
+    await this.#join(followed);
+    return handle;
+  }
+
+  #join(followed: Followed): Promise<void> {
+    const id = followed.handle.id;
+    const socket = this.#connect();
+    const channel = socket.channel(`task:${id}`, {});
+    followed.channel = channel;
+    for (const name of TASK_EVENT_NAMES)
+      channel.on(name, (payload) => {
+        followed.feed.event(name, payload);
+      });
+    return new Promise<void>((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const settle = (error?: TaskwireError) => {
+        if (!followed.abortJoin) return;
+        followed.abortJoin = undefined;
+        clearTimeout(timer);
+        if (error) reject(error);
+        else resolve();
+      };
+      followed.abortJoin = settle;
+      timer = setTimeout(() => {
+        const error = socket.isConnected()
+          ? new TaskwireError('timeout', `joining task:${id} got no answer in ${this.#timeoutMs} ms`)
+          : new TaskwireConnectionError(this.socketUrl, 'the socket did not open; is the token valid?');
+        this.#release(id, error);
+      }, this.#timeoutMs);
+      channel
+        .join(this.#timeoutMs)
+        // Every rejoin (after a reconnect) lands here too: its state is the catch-up.
+        .receive('ok', (response?: { task?: Task }) => {
+          // Settled first: a state that ends the task releases it, which must not fail the join.
+          settle();
+          if (response?.task) followed.feed.snapshot(response.task);
+        })
+        .receive('error', () => {
+          // Unknown and foreign ids get the same answer (api.md), so it is a not_found.
+          this.#release(
+            id,
+            new TaskwireApiError(404, { code: 'not_found', message: `no task ${id} (or not yours)` }),
+          );
+        });
+    });
+  }
+
+  #release(id: string, error?: TaskwireError): void {
+    const followed = this.#followed.get(id);
+    if (!followed) return;
+    this.#followed.delete(id);
+    followed.channel?.leave();
+    const reason = error ?? new TaskwireError('unwatched', `task ${id} is no longer watched`);
+    followed.abortJoin?.(reason);
+    followed.feed.end(reason);
+  }
+
+  #connect(): Socket {
+    if (this.#socket) return this.#socket;
+    const { socketOptions = {}, longPoll } = this.#o;
+    const token = this.#o.token;
+    const socket = new Socket(this.socketUrl, {
+      ...socketOptions,
+      ...(longPoll ? { transport: LongPoll } : {}),
+      params: typeof token === 'function' ? () => ({ token: token() }) : { token },
+    });
+    socket.connect();
+    this.#socket = socket;
+    return socket;
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new TaskwireError('closed', 'the client was closed');
+  }
+}
+
+function rethrowLater(err: unknown): void {
+  queueMicrotask(() => {
+    throw err;
+  });
+}
+
+/** `const tw = createClient({ url, token })`: the client's entry point. */
+export function createClient(opts: ClientOptions): TaskwireClient {
+  return new TaskwireClient(opts);
+}

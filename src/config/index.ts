@@ -1,0 +1,147 @@
+// Reads and validates the environment once, with defaults. Nothing else in taskwire reads
+// process.env: the composition root passes the resulting Config down to every part.
+import path from 'node:path';
+
+export interface Config {
+  port: number;
+  host: string;
+  /** External PostgreSQL. When undefined an embedded PostgreSQL runs in dataDir. */
+  databaseUrl: string | undefined;
+  dataDir: string;
+  /** Port of the embedded PostgreSQL (only used when databaseUrl is unset). */
+  embeddedPgPort: number;
+  /** HS256 secret. When undefined one is generated once into dataDir. */
+  secret: string | undefined;
+  logLevel: string;
+  /** Pretty logs (a terminal in development) instead of JSON lines. */
+  logPretty: boolean;
+  defaultTaskType: string;
+  /** Extra task modules (paths) whose defineTask() exports are registered at start. */
+  taskModules: string[];
+  /** Jobs run at once by this process. */
+  concurrency: number;
+  dbPoolSize: number;
+  /** How often the queue polls for jobs scheduled in the future. */
+  pollIntervalMs: number;
+  bodyLimitBytes: number;
+  lingerMs: number;
+  snapshotIntervalMs: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+  defaultMaxAttempts: number;
+  shutdownTimeoutMs: number;
+  /** Bounded wait for a database answer on the request path before 503. */
+  dbTimeoutMs: number;
+  /** Origins allowed to open sockets; empty means any (development). */
+  allowedOrigins: string[];
+  maxFrameBytes: number;
+  maxChannelsPerSocket: number;
+  socketIdleTimeoutMs: number;
+  /** A subscriber whose buffer passes this gets conflated progress. */
+  socketSoftBufferBytes: number;
+  /** A subscriber whose buffer passes this is disconnected (1011). */
+  socketHardBufferBytes: number;
+  longPollWindowMs: number;
+  /** Sockets one user may hold open at once. */
+  maxSocketsPerUser: number;
+  /** Inbound frames per second per socket. */
+  maxMessagesPerSecond: number;
+  /** Task creations per user per minute (429 rate_limited past it). */
+  maxCreatesPerMinute: number;
+  /** Liveness: how often this process heartbeats, and when a silent one counts as dead. */
+  heartbeatIntervalMs: number;
+  nodeDeadAfterMs: number;
+  /** Name of this process in logs and the nodes table. */
+  nodeId: string | undefined;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, key: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${key} must be an integer in ${min}..${max}, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+function str(env: Env, key: string): string | undefined {
+  const raw = env[key];
+  return raw === undefined || raw === '' ? undefined : raw;
+}
+
+function list(env: Env, key: string): string[] {
+  return (str(env, key) ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function bool(env: Env, key: string, fallback: boolean): boolean {
+  const raw = str(env, key);
+  if (raw === undefined) return fallback;
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw new ConfigError(`${key} must be true or false, got ${JSON.stringify(raw)}`);
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export function loadConfig(env: Env = process.env, overrides: Partial<Config> = {}): Config {
+  const logLevel = str(env, 'LOG_LEVEL') ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError(
+      `LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`,
+    );
+  }
+  const config: Config = {
+    port: int(env, 'PORT', 4000, 0, 65535),
+    host: str(env, 'HOST') ?? '0.0.0.0',
+    databaseUrl: str(env, 'DATABASE_URL'),
+    dataDir: path.resolve(str(env, 'TASKWIRE_DATA_DIR') ?? '.taskwire'),
+    embeddedPgPort: int(env, 'TASKWIRE_PG_PORT', 15432, 1, 65535),
+    secret: str(env, 'TASKWIRE_SECRET'),
+    logLevel,
+    logPretty: bool(env, 'TASKWIRE_LOG_PRETTY', false),
+    defaultTaskType: str(env, 'TASKWIRE_DEFAULT_TYPE') ?? 'demo',
+    taskModules: list(env, 'TASKWIRE_TASKS'),
+    concurrency: int(env, 'TASKWIRE_CONCURRENCY', 100, 1, 10_000),
+    dbPoolSize: int(env, 'TASKWIRE_DB_POOL_SIZE', 10, 2, 1000),
+    pollIntervalMs: int(env, 'TASKWIRE_POLL_INTERVAL_MS', 1000, 10, 60_000),
+    bodyLimitBytes: int(env, 'TASKWIRE_BODY_LIMIT', 1_048_576, 64),
+    lingerMs: int(env, 'TASKWIRE_LINGER_MS', 60_000, 0),
+    snapshotIntervalMs: int(env, 'TASKWIRE_SNAPSHOT_INTERVAL_MS', 1000, 10, 60_000),
+    retryBaseMs: int(env, 'TASKWIRE_RETRY_BASE_MS', 1000, 0),
+    retryMaxMs: int(env, 'TASKWIRE_RETRY_MAX_MS', 300_000, 0),
+    defaultMaxAttempts: int(env, 'TASKWIRE_MAX_ATTEMPTS', 3, 1, 25),
+    shutdownTimeoutMs: int(env, 'TASKWIRE_SHUTDOWN_TIMEOUT_MS', 25_000, 0),
+    dbTimeoutMs: int(env, 'TASKWIRE_DB_TIMEOUT_MS', 5000, 100),
+    allowedOrigins: list(env, 'TASKWIRE_ALLOWED_ORIGINS'),
+    maxFrameBytes: int(env, 'TASKWIRE_MAX_FRAME_BYTES', 1_048_576, 256),
+    maxChannelsPerSocket: int(env, 'TASKWIRE_MAX_CHANNELS', 100, 1),
+    socketIdleTimeoutMs: int(env, 'TASKWIRE_SOCKET_IDLE_MS', 60_000, 1000),
+    socketSoftBufferBytes: int(env, 'TASKWIRE_SOCKET_SOFT_BUFFER', 262_144, 1024),
+    socketHardBufferBytes: int(env, 'TASKWIRE_SOCKET_HARD_BUFFER', 8_388_608, 1024),
+    longPollWindowMs: int(env, 'TASKWIRE_LONGPOLL_WINDOW_MS', 10_000, 100, 19_000),
+    maxSocketsPerUser: int(env, 'TASKWIRE_MAX_SOCKETS_PER_USER', 1000, 1),
+    maxMessagesPerSecond: int(env, 'TASKWIRE_MAX_MESSAGES_PER_SECOND', 200, 1),
+    maxCreatesPerMinute: int(env, 'TASKWIRE_MAX_CREATES_PER_MINUTE', 6000, 1),
+    heartbeatIntervalMs: int(env, 'TASKWIRE_HEARTBEAT_MS', 2000, 100),
+    nodeDeadAfterMs: int(env, 'TASKWIRE_NODE_DEAD_AFTER_MS', 10_000, 500),
+    nodeId: str(env, 'TASKWIRE_NODE_ID'),
+    ...overrides,
+  };
+  if (config.socketHardBufferBytes < config.socketSoftBufferBytes) {
+    throw new ConfigError('TASKWIRE_SOCKET_HARD_BUFFER must be at least TASKWIRE_SOCKET_SOFT_BUFFER');
+  }
+  if (config.retryMaxMs < config.retryBaseMs) {
+    throw new ConfigError('TASKWIRE_RETRY_MAX_MS must be at least TASKWIRE_RETRY_BASE_MS');
+  }
+  return config;
+}

@@ -1,0 +1,216 @@
+// An attempt's life in the tasks table: claim it, then end it (completed, failed, cancelled) or
+// send it back to the queue for a retry. Every end is fenced on the attempt number, so a
+// process that lost its attempt (presumed dead, then back) cannot write over a newer one.
+import {
+  type Queryable,
+  TASK_COLUMNS,
+  type TaskRecord,
+  type TaskRow,
+  type TaskStatus,
+  toTaskRecord,
+} from '../types.ts';
+
+export interface ClaimResult {
+  task: TaskRecord;
+  cancelRequested: boolean;
+}
+
+/**
+ * A rescued task (its process died mid-attempt) may have sent events past its last snapshot, so
+ * its clients saw seqs the database never stored; the next attempt's seq jumps past any of them.
+ */
+export const RESCUE_SEQ_GAP = 1_000_000;
+
+export interface Claim {
+  taskId: string;
+  nodeId: string;
+  /** The seq a live actor of the task already reached (0 when there is none). */
+  minSeq: number;
+}
+
+/**
+ * Starts the next attempt of each task, in ONE statement: status running, attempt + 1, and a
+ * `started` audit event, for a queued task (or a running one whose process died). `minSeq`
+ * keeps seq from going backwards when the last snapshot lags behind a live actor. One result
+ * per claim, in order: null when the task is terminal, missing, or out of attempts.
+ */
+export async function claimAttempts(q: Queryable, claims: Claim[]): Promise<(ClaimResult | null)[]> {
+  const { rows } = await q.query<TaskRow & { cancel_requested: boolean }>({
+    name: 'taskwire_claim_attempts',
+    text: `with v as (
+       select * from jsonb_to_recordset($1::jsonb) as v(id uuid, node text, min_seq bigint)
+     ), t as (
+       update taskwire.tasks t
+          set status = 'running', attempt = t.attempt + 1, progress = 0,
+              seq = greatest(t.seq, v.min_seq) + case when t.status = 'running' then ${RESCUE_SEQ_GAP} else 1 end,
+              message = null, node_id = v.node, started_at = now(), updated_at = now()
+         from v
+        where t.id = v.id and t.status in ('queued', 'running') and t.attempt < t.max_attempts
+       returning ${prefixed('t')}, t.node_id, t.cancel_requested_at is not null as cancel_requested
+     ), e as (
+       insert into taskwire.task_events (task_id, seq, event, attempt, data)
+       select id, seq, 'started', attempt, jsonb_build_object('node', node_id) from t
+     )
+     select * from t`,
+    values: [JSON.stringify(claims.map((c) => ({ id: c.taskId, node: c.nodeId, min_seq: c.minSeq })))],
+  });
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  return claims.map((c) => {
+    const row = byId.get(c.taskId);
+    return row ? { task: toTaskRecord(row), cancelRequested: row.cancel_requested } : null;
+  });
+}
+
+export interface AttemptEnd {
+  taskId: string;
+  attempt: number;
+  seq: number;
+  status: Extract<TaskStatus, 'completed' | 'failed' | 'cancelled'>;
+  progress: number;
+  message: string | null;
+  result: unknown;
+  error: { message: string } | null;
+}
+
+/**
+ * Writes terminal states in ONE statement, each fenced: only the current attempt of a
+ * non-terminal task may end it. One result per end, in order: null where it was refused.
+ */
+export async function finishAttempts(q: Queryable, ends: AttemptEnd[]): Promise<(TaskRecord | null)[]> {
+  const { rows } = await q.query<TaskRow>({
+    name: 'taskwire_finish_attempts',
+    text: `with v as (
+       select * from jsonb_to_recordset($1::jsonb)
+         as v(id uuid, attempt int, status text, seq bigint, progress float8, message text, result jsonb, error jsonb)
+     ), t as (
+       update taskwire.tasks t
+          set status = v.status, seq = greatest(t.seq + 1, v.seq), progress = v.progress, message = v.message,
+              result = v.result, error = v.error, finished_at = now(), updated_at = now()
+         from v
+        where t.id = v.id and t.attempt = v.attempt and t.status in ('running', 'queued')
+       returning ${prefixed('t')}
+     ), e as (
+       insert into taskwire.task_events (task_id, seq, event, attempt, data)
+       select id, seq, status, attempt, jsonb_strip_nulls(jsonb_build_object('result', result, 'error', error)) from t
+     )
+     select * from t`,
+    values: [
+      JSON.stringify(
+        ends.map((e) => ({
+          id: e.taskId,
+          attempt: e.attempt,
+          status: e.status,
+          seq: e.seq,
+          progress: e.progress,
+          message: e.message,
+          result: e.result ?? null,
+          error: e.error,
+        })),
+      ),
+    ],
+  });
+  const byId = new Map(rows.map((r) => [r.id, toTaskRecord(r)]));
+  return ends.map((e) => byId.get(e.taskId) ?? null);
+}
+
+/** TASK_COLUMNS qualified by a table alias (an UPDATE ... FROM sees two tables). */
+function prefixed(alias: string): string {
+  return TASK_COLUMNS.split(', ')
+    .map((c) => `${alias}.${c}`)
+    .join(', ');
+}
+
+export interface AttemptRetry {
+  taskId: string;
+  attempt: number;
+  seq: number;
+  progress: number;
+  message: string | null;
+  error: { message: string };
+  retryAt: Date;
+}
+
+/** Sends a failed attempt back to the queue (status queued) with a `retrying` audit event. */
+export async function retryAttempt(q: Queryable, r: AttemptRetry): Promise<TaskRecord | null> {
+  const { rows } = await q.query<TaskRow>({
+    name: 'taskwire_retry_attempt',
+    text: `with t as (
+       update taskwire.tasks
+          set status = 'queued', seq = greatest(seq + 1, $3), progress = $4, message = $5, error = $6, updated_at = now()
+        where id = $1 and attempt = $2 and status = 'running'
+       returning ${TASK_COLUMNS}
+     ), e as (
+       insert into taskwire.task_events (task_id, seq, event, attempt, data)
+       select id, seq, 'retrying', attempt, jsonb_build_object('error', error, 'retry_at', $7::timestamptz) from t
+     )
+     select * from t`,
+    values: [r.taskId, r.attempt, r.seq, r.progress, r.message, r.error, r.retryAt.toISOString()],
+  });
+  return rows[0] ? toTaskRecord(rows[0]) : null;
+}
+
+/**
+ * Hands an attempt interrupted by a shutdown back to the queue: status queued, and the attempt
+ * does not count (attempt - 1), so the next claim runs it again under the same number. Audited
+ * and announced as `retrying` with retry_at now. Fenced like every other end.
+ */
+export async function releaseAttempt(
+  q: Queryable,
+  r: Omit<AttemptRetry, 'retryAt' | 'error'> & { error: { message: string } },
+): Promise<TaskRecord | null> {
+  const { rows } = await q.query<TaskRow>(
+    `with t as (
+       update taskwire.tasks
+          set status = 'queued', attempt = attempt - 1, seq = greatest(seq + 1, $3), progress = $4, message = $5,
+              updated_at = now()
+        where id = $1 and attempt = $2 and status = 'running'
+       returning ${TASK_COLUMNS}
+     ), e as (
+       insert into taskwire.task_events (task_id, seq, event, attempt, data)
+       select id, seq, 'retrying', attempt + 1,
+              jsonb_build_object('error', $6::jsonb, 'retry_at', now(), 'released', true) from t
+     )
+     select * from t`,
+    [r.taskId, r.attempt, r.seq, r.progress, r.message, r.error],
+  );
+  return rows[0] ? toTaskRecord(rows[0]) : null;
+}
+
+/** Cancels a task that is still waiting in the queue. Null if it is no longer queued. */
+export async function cancelQueued(q: Queryable, taskId: string, minSeq: number): Promise<TaskRecord | null> {
+  const { rows } = await q.query<TaskRow>(
+    `with t as (
+       update taskwire.tasks
+          set status = 'cancelled', seq = greatest(seq, $2) + 1, finished_at = now(), updated_at = now(),
+              cancel_requested_at = now()
+        where id = $1 and status = 'queued'
+       returning ${TASK_COLUMNS}
+     ), e as (
+       insert into taskwire.task_events (task_id, seq, event, attempt, data)
+       select id, seq, 'cancelled', attempt, '{}' from t
+     )
+     select * from t`,
+    [taskId, minSeq],
+  );
+  return rows[0] ? toTaskRecord(rows[0]) : null;
+}
+
+/** The NOTIFY channel on which processes learn that a task they run was cancelled. */
+export const CANCEL_CHANNEL = 'taskwire_cancel';
+
+/**
+ * Marks a running task for cancellation and tells every process (NOTIFY); whichever runs it
+ * ends the attempt, and one that claims it later sees the mark.
+ */
+export async function requestCancel(q: Queryable, taskId: string): Promise<boolean> {
+  const { rowCount } = await q.query(
+    `with t as (
+       update taskwire.tasks set cancel_requested_at = coalesce(cancel_requested_at, now())
+        where id = $1 and status = 'running'
+       returning id
+     )
+     select pg_notify('${CANCEL_CHANNEL}', id::text) from t`,
+    [taskId],
+  );
+  return (rowCount ?? 0) > 0;
+}

@@ -1,0 +1,51 @@
+// Builds the Fastify app: routes, error mapping, body limit, auth, request logs (tokens redacted).
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { Tokens } from '../auth/index.ts';
+import type { TaskService } from '../tasks/index.ts';
+import { errorHandler } from './error-handler.ts';
+import { HttpError } from './errors.ts';
+import { registerApiDocs } from './openapi.ts';
+import { RateLimiter } from './rate-limit.ts';
+import { healthRoutes } from './routes/health.ts';
+import { type LongPollHandler, socketRoutes } from './routes/socket.ts';
+import { taskRoutes } from './routes/tasks.ts';
+
+export interface HttpAppOptions {
+  service: TaskService;
+  tokens: Pick<Tokens, 'verify'>;
+  log: Logger;
+  metrics: Registry;
+  bodyLimitBytes: number;
+  maxCreatesPerMinute: number;
+  notReady: () => Promise<string | null>;
+  longPoll?: LongPollHandler;
+}
+
+export function buildHttpApp(opts: HttpAppOptions): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: opts.log as unknown as import('fastify').FastifyBaseLogger,
+    bodyLimit: opts.bodyLimitBytes,
+    return503OnClosing: true,
+    forceCloseConnections: true,
+    ajv: {
+      customOptions: { coerceTypes: false, removeAdditional: false, allErrors: true, useDefaults: true },
+    },
+  });
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((request, reply) => {
+    reply
+      .code(404)
+      .send(new HttpError('not_found', `no route ${request.method} ${request.url.split('?')[0]}`).body());
+  });
+  registerApiDocs(app); // before the routes, so that it sees them
+  app.register(healthRoutes, { notReady: opts.notReady, metrics: opts.metrics });
+  app.register(taskRoutes, {
+    service: opts.service,
+    tokens: opts.tokens,
+    createLimiter: new RateLimiter(opts.maxCreatesPerMinute, 60_000),
+  });
+  if (opts.longPoll) app.register(socketRoutes, { longPoll: opts.longPoll, bodyLimit: opts.bodyLimitBytes });
+  return app;
+}

@@ -1,0 +1,152 @@
+// Prometheus metrics (prom-client), one registry per server so that several servers in one
+// process (tests) never mix figures. Parts report through the small callbacks wired here.
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** What is in flight, read from the database at scrape time by one cheap query. */
+export interface InFlightCounts {
+  /** Tasks by in-flight status (`queued`, `running`; the index `tasks_active_idx` covers them). */
+  tasks: Record<string, number>;
+  /** Queue jobs: `ready` (runnable now), `scheduled` (a future run_at: retries), `locked` (being run). */
+  queue: Record<string, number>;
+  /** Seconds the oldest ready job has waited to be picked up (0 when none waits). */
+  oldestReadySeconds: number;
+}
+
+export interface MetricSources {
+  sockets(): number;
+  channels(): number;
+  conflated(): number;
+  eventsOut(): number;
+  liveActors(): number;
+  snapshotPending(): number;
+  /** The database's view of what is in flight; without it those gauges are not reported. */
+  counts?(): Promise<InFlightCounts>;
+}
+
+export function createMetrics(sources: () => MetricSources) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'taskwire_' });
+  const tasksCreated = new Counter({
+    name: 'taskwire_tasks_created_total',
+    help: 'Tasks created',
+    labelNames: ['type'],
+    registers: [registry],
+  });
+  const attempts = new Counter({
+    name: 'taskwire_attempts_total',
+    help: 'Attempts ended, by outcome',
+    labelNames: ['type', 'outcome'],
+    registers: [registry],
+  });
+  const progressIn = new Counter({
+    name: 'taskwire_progress_events_total',
+    help: 'Progress updates reported by handlers',
+    registers: [registry],
+  });
+  const snapshotFlush = new Histogram({
+    name: 'taskwire_snapshot_flush_seconds',
+    help: 'Duration of one snapshot flush',
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+    registers: [registry],
+  });
+  const snapshotRows = new Counter({
+    name: 'taskwire_snapshot_rows_total',
+    help: 'Task snapshots written',
+    registers: [registry],
+  });
+  const gauge = (name: string, help: string, read: (s: MetricSources) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read(sources()));
+      },
+    });
+  gauge('taskwire_open_sockets', 'Open client connections (WebSocket and LongPoll)', (s) => s.sockets());
+  gauge('taskwire_joined_channels', 'Joined channels over all connections', (s) => s.channels());
+  gauge('taskwire_task_actors', 'Live task actors in memory', (s) => s.liveActors());
+  gauge('taskwire_snapshot_pending', 'Actors with progress not yet saved', (s) => s.snapshotPending());
+  // Counters whose source is a running total kept by another part: add what grew since last scrape.
+  const totalCounter = (name: string, help: string, read: (s: MetricSources) => number) => {
+    let last = 0;
+    return new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const value = read(sources());
+        if (value > last) this.inc(value - last);
+        last = value;
+      },
+    });
+  };
+  totalCounter(
+    'taskwire_conflated_updates_total',
+    'Progress updates skipped for slow consumers (a newer one was sent instead)',
+    (s) => s.conflated(),
+  );
+  totalCounter('taskwire_events_delivered_total', 'Task events written to client connections', (s) =>
+    s.eventsOut(),
+  );
+
+  // Tasks by status and queue depth: one query per scrape, shared by the gauges below (a scrape
+  // collects every metric at once, so they all find the read in flight). When it fails (the
+  // database is away) those series are absent from that scrape rather than failing /metrics.
+  let reading: Promise<InFlightCounts | undefined> | undefined;
+  const readCounts = () => {
+    if (!reading) {
+      const source = sources();
+      reading = (source.counts ? source.counts().catch(() => undefined) : Promise.resolve(undefined)).finally(
+        () => {
+          reading = undefined;
+        },
+      );
+    }
+    return reading;
+  };
+  const countsGauge = (
+    name: string,
+    help: string,
+    labelNames: string[],
+    write: (g: Gauge<string>, c: InFlightCounts) => void,
+  ) =>
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      async collect() {
+        const c = await readCounts();
+        this.reset();
+        if (c) write(this, c);
+      },
+    });
+  countsGauge('taskwire_tasks', 'Tasks in flight, by status (from the database)', ['status'], (g, c) => {
+    for (const [status, n] of Object.entries(c.tasks)) g.set({ status }, n);
+  });
+  countsGauge(
+    'taskwire_queue_jobs',
+    'Queue depth: jobs ready to run, scheduled for later (retries), locked by a worker',
+    ['state'],
+    (g, c) => {
+      for (const [state, n] of Object.entries(c.queue)) g.set({ state }, n);
+    },
+  );
+  countsGauge(
+    'taskwire_queue_oldest_ready_seconds',
+    'How long the oldest ready job has waited for a worker (0 when none waits)',
+    [],
+    (g, c) => g.set(c.oldestReadySeconds),
+  );
+  const queuePickup = new Histogram({
+    name: 'taskwire_queue_pickup_seconds',
+    help: 'From a job being due (created, or its retry time) to a worker starting it',
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [registry],
+  });
+
+  return { registry, tasksCreated, attempts, progressIn, snapshotFlush, snapshotRows, queuePickup };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

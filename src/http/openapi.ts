@@ -1,0 +1,204 @@
+// API docs: @fastify/swagger builds the OpenAPI document from the routes as they register (their
+// body and params schemas), and this file adds what api.md says about each one (summary,
+// query, responses, auth) for the docs only: validation and serialization stay the routes' own.
+// Served at /docs (swagger-ui) and /docs/json.
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { FastifyInstance, FastifySchema } from 'fastify';
+import Type, { type TSchema } from 'typebox';
+import { ERROR_STATUS, type ErrorCode } from './errors.ts';
+
+export const DOCS_PREFIX = '/docs';
+
+const Status = Type.Union(
+  ['queued', 'running', 'completed', 'failed', 'cancelled'].map((s) => Type.Literal(s)),
+);
+
+const Task = Type.Object(
+  {
+    task_id: Type.String({ format: 'uuid', description: 'UUIDv7 (time-ordered)' }),
+    type: Type.String(),
+    status: Status,
+    progress: Type.Number({ minimum: 0, maximum: 1, description: 'never decreasing within one attempt' }),
+    message: Type.Union([Type.String(), Type.Null()], {
+      description: 'optional human text from the handler',
+    }),
+    input: Type.Object({}, { additionalProperties: true }),
+    result: Type.Unknown({ description: 'set when completed' }),
+    error: Type.Union(
+      [Type.Object({ message: Type.String() }, { additionalProperties: true }), Type.Null()],
+      {
+        description: 'set when failed',
+      },
+    ),
+    attempt: Type.Integer({ description: '1 on first run, grows on retry' }),
+    max_attempts: Type.Integer(),
+    seq: Type.Integer({ description: 'per-task event sequence, strictly increasing' }),
+    inserted_at: Type.String({ format: 'date-time' }),
+    updated_at: Type.String({ format: 'date-time' }),
+  },
+  { description: 'A task (api.md "Task")' },
+);
+
+const AuditEvent = Type.Object({
+  id: Type.Integer(),
+  seq: Type.Integer(),
+  event: Type.String({ description: 'created, started, progress (checkpoints), retrying, completed, ...' }),
+  attempt: Type.Integer(),
+  data: Type.Object({}, { additionalProperties: true }),
+  inserted_at: Type.String({ format: 'date-time' }),
+});
+
+const ErrorBody = Type.Object({
+  error: Type.Object(
+    {
+      code: Type.String({ enum: Object.keys(ERROR_STATUS) }),
+      message: Type.String(),
+      details: Type.Optional(Type.Array(Type.Object({ field: Type.String(), message: Type.String() }))),
+    },
+    { additionalProperties: true },
+  ),
+});
+
+const Health = Type.Object({ status: Type.String(), reason: Type.Optional(Type.String()) });
+
+function ok(description: string, schema: TSchema): Record<string, unknown> {
+  return { ...schema, description };
+}
+
+function errors(...codes: ErrorCode[]): Record<number, unknown> {
+  const out: Record<number, unknown> = {};
+  for (const code of codes) out[ERROR_STATUS[code]] = { description: code, ...ErrorBody };
+  return out;
+}
+
+const AUTHED = ['unauthorized', 'unavailable'] as const;
+
+/** api.md's words on each route, keyed `METHOD url` as Fastify registers them. */
+const ROUTES: Record<string, FastifySchema & Record<string, unknown>> = {
+  'POST /api/tasks': {
+    tags: ['tasks'],
+    summary: 'Create a task and enqueue its job',
+    description:
+      '`type` picks the task type (default: the server default, `demo`); every other top-level field is the ' +
+      "task's `input`. `max_attempts` (1..25) is optional. A repeated `Idempotency-Key` from the same user " +
+      'returns the first task with 200 instead of creating another.',
+    headers: Type.Object({ 'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255 })) }),
+    response: {
+      201: ok('created', Task),
+      200: ok('an earlier task with the same Idempotency-Key', Task),
+      ...errors(
+        'bad_request',
+        'payload_too_large',
+        'unsupported_media_type',
+        'validation_failed',
+        'rate_limited',
+        ...AUTHED,
+      ),
+    },
+  },
+  'GET /api/tasks': {
+    tags: ['tasks'],
+    summary: "The caller's tasks, newest first",
+    querystring: Type.Object({
+      status: Type.Optional(Status),
+      type: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+      limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
+      cursor: Type.Optional(Type.String({ description: '`next_cursor` of the previous page' })),
+    }),
+    response: {
+      200: ok(
+        'a page',
+        Type.Object({ tasks: Type.Array(Task), next_cursor: Type.Union([Type.String(), Type.Null()]) }),
+      ),
+      ...errors('validation_failed', ...AUTHED),
+    },
+  },
+  'GET /api/tasks/:id': {
+    tags: ['tasks'],
+    summary: 'Current state (from the live actor when there is one, else the database)',
+    response: { 200: ok('the task', Task), ...errors('not_found', ...AUTHED) },
+  },
+  'POST /api/tasks/:id/cancel': {
+    tags: ['tasks'],
+    summary: 'Cancel a queued or running task',
+    description: 'A running handler stops at its next check of its signal; the `cancelled` event follows.',
+    response: {
+      202: ok('cancel accepted', Task),
+      ...errors('not_found', ...AUTHED),
+      409: { description: 'conflict: already terminal (the body carries `task`)', ...ErrorBody },
+    },
+  },
+  'GET /api/tasks/:id/events': {
+    tags: ['tasks'],
+    summary: "The task's audit trail, oldest first",
+    response: {
+      200: ok('the trail', Type.Object({ events: Type.Array(AuditEvent) })),
+      ...errors('not_found', ...AUTHED),
+    },
+  },
+  'GET /healthz': {
+    tags: ['operations'],
+    summary: 'The process is alive',
+    response: { 200: ok('alive', Health) },
+  },
+  'GET /readyz': {
+    tags: ['operations'],
+    summary: 'It can serve: database reachable, workers running',
+    response: { 200: ok('ready', Health), 503: ok('not ready, and why', Health) },
+  },
+  'GET /metrics': {
+    tags: ['operations'],
+    summary: 'Prometheus text format (see the README for every metric)',
+    response: { 200: { description: 'metrics', content: { 'text/plain': { schema: { type: 'string' } } } } },
+  },
+  'GET /socket/longpoll': {
+    tags: ['socket'],
+    summary: 'Phoenix Channels LongPoll transport (poll)',
+    description:
+      'Driven by Phoenix clients (`phoenix` on npm with LongPoll, SwiftPhoenixClient); see api.md.',
+  },
+  'POST /socket/longpoll': {
+    tags: ['socket'],
+    summary: 'Phoenix Channels LongPoll transport (send)',
+  },
+  'OPTIONS /socket/longpoll': { hide: true },
+};
+
+const DESCRIPTION = `Long-running tasks with live progress.
+
+**Live progress** goes over the Phoenix Channels protocol (not described by OpenAPI): WebSocket
+\`/socket/websocket\` (LongPoll \`/socket/longpoll\`) with connect param \`token\`, topic
+\`task:<task_id>\`, join reply \`{"task": <task>}\`, events \`started\`, \`progress\`, \`retrying\`,
+\`completed\`, \`failed\`, \`cancelled\` with payload \`{task_id, status, progress, message, seq,
+attempt, at}\`. The \`taskwire/client\` SDK and \`npx taskwire\` CLI speak it for you.
+
+Errors are always \`{"error": {"code", "message", ...details}}\`.`;
+
+/** Registers the OpenAPI generator and the /docs UI; call before the routes are registered. */
+export function registerApiDocs(app: FastifyInstance, opts: { version?: string } = {}): void {
+  app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'taskwire', version: opts.version ?? '0.1.0', description: DESCRIPTION },
+      tags: [
+        { name: 'tasks', description: 'create, read, list, cancel; a bearer token is required' },
+        { name: 'operations', description: 'health and metrics; no token' },
+        { name: 'socket', description: 'the Phoenix Channels LongPoll transport' },
+      ],
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT (HS256, sub = user id)' },
+        },
+      },
+    },
+    transform({ schema, url, route }) {
+      const docs = ROUTES[Array.isArray(route.method) ? `* ${url}` : `${route.method} ${url}`];
+      if (!docs) return { schema, url };
+      const merged: FastifySchema & Record<string, unknown> = { ...docs, ...schema };
+      if (url.startsWith('/api/')) merged.security = [{ bearer: [] }];
+      return { schema: merged, url };
+    },
+  });
+  app.register(swaggerUi, { routePrefix: DOCS_PREFIX });
+}

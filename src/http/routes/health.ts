@@ -1,0 +1,27 @@
+// Liveness, readiness (database reachable, workers running) and Prometheus metrics.
+import type { FastifyPluginAsync } from 'fastify';
+import type { Registry } from 'prom-client';
+
+export interface HealthRoutesOptions {
+  /** Null when ready, else why not. */
+  notReady: () => Promise<string | null>;
+  metrics: Registry;
+}
+
+export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app, opts) => {
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_request, reply) => {
+    const reason = await opts.notReady();
+    if (reason) {
+      reply.code(503);
+      return { status: 'unavailable', reason };
+    }
+    return { status: 'ok' };
+  });
+
+  app.get('/metrics', async (_request, reply) => {
+    reply.header('content-type', opts.metrics.contentType);
+    return opts.metrics.metrics();
+  });
+};

@@ -1,0 +1,150 @@
+// The task routes of api.md: create, get, list (keyset cursor), cancel, audit trail.
+import type { FastifyPluginAsync } from 'fastify';
+import Type from 'typebox';
+import type { TaskStatus } from '../../db/index.ts';
+import type { TaskService } from '../../tasks/index.ts';
+import { bearerAuth } from '../auth-hook.ts';
+import { HttpError, validationFailed } from '../errors.ts';
+import type { RateLimiter } from '../rate-limit.ts';
+
+export interface TaskRoutesOptions {
+  service: TaskService;
+  tokens: Parameters<typeof bearerAuth>[0];
+  createLimiter: RateLimiter;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const STATUSES: TaskStatus[] = ['queued', 'running', 'completed', 'failed', 'cancelled'];
+
+const CreateBody = Type.Object(
+  {
+    type: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    max_attempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 25 })),
+  },
+  { additionalProperties: true },
+);
+
+const IdParams = Type.Object({ id: Type.String() });
+
+/** An opaque cursor: the id of the page's last task. */
+export function encodeCursor(id: string): string {
+  return Buffer.from(JSON.stringify([id])).toString('base64url');
+}
+
+export function decodeCursor(cursor: string): string {
+  try {
+    const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    if (
+      Array.isArray(parsed) &&
+      parsed.length === 1 &&
+      typeof parsed[0] === 'string' &&
+      UUID.test(parsed[0])
+    ) {
+      return parsed[0];
+    }
+  } catch {
+    // falls through to the error below
+  }
+  throw validationFailed([{ field: 'cursor', message: 'is not a cursor this server issued' }]);
+}
+
+function single(value: unknown): string | undefined {
+  return Array.isArray(value)
+    ? String(value[value.length - 1])
+    : typeof value === 'string'
+      ? value
+      : undefined;
+}
+
+function parseListQuery(query: Record<string, unknown>) {
+  const fields: { field: string; message: string }[] = [];
+  const status = single(query.status);
+  if (status !== undefined && !STATUSES.includes(status as TaskStatus)) {
+    fields.push({ field: 'status', message: `must be one of ${STATUSES.join(', ')}` });
+  }
+  const type = single(query.type);
+  if (type !== undefined && (type.length === 0 || type.length > 64))
+    fields.push({ field: 'type', message: 'must be 1..64 characters' });
+  const rawLimit = single(query.limit);
+  const limit = rawLimit === undefined ? 20 : Number(rawLimit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 100)
+    fields.push({ field: 'limit', message: 'must be an integer in 1..100' });
+  if (fields.length) throw validationFailed(fields);
+  const cursor = single(query.cursor);
+  return {
+    status: status as TaskStatus | undefined,
+    type,
+    limit,
+    afterId: cursor ? decodeCursor(cursor) : undefined,
+  };
+}
+
+function taskId(id: string): string {
+  if (!UUID.test(id)) throw new HttpError('not_found', 'no such task');
+  return id.toLowerCase();
+}
+
+export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, opts) => {
+  const { service } = opts;
+  // Bodies are JSON only: without this, Fastify's built-in text/plain parser hands a string to
+  // the body schema and the client gets a puzzling 422 "body must be object" instead of a 415.
+  app.removeContentTypeParser('text/plain');
+  app.addHook('onRequest', bearerAuth(opts.tokens));
+
+  app.post('/api/tasks', { schema: { body: CreateBody } }, async (request, reply) => {
+    const body = request.body as Record<string, unknown>;
+    const idempotencyKey = request.headers['idempotency-key'];
+    if (
+      idempotencyKey !== undefined &&
+      (typeof idempotencyKey !== 'string' || idempotencyKey.length === 0 || idempotencyKey.length > 255)
+    ) {
+      throw validationFailed([{ field: 'Idempotency-Key', message: 'must be 1..255 characters' }]);
+    }
+    const wait = opts.createLimiter.hit(request.userId);
+    if (wait > 0) {
+      throw new HttpError('rate_limited', 'too many tasks created; slow down', { retry_after_ms: wait });
+    }
+    const { type, max_attempts, ...input } = body;
+    const { task, created } = await service.create({
+      owner: request.userId,
+      type: type as string | undefined,
+      maxAttempts: max_attempts as number | undefined,
+      input,
+      idempotencyKey,
+    });
+    reply.code(created ? 201 : 200);
+    return task;
+  });
+
+  app.get('/api/tasks', async (request) => {
+    const q = parseListQuery(request.query as Record<string, unknown>);
+    const { tasks, more } = await service.list({ owner: request.userId, ...q });
+    const last = tasks[tasks.length - 1];
+    return { tasks, next_cursor: more && last ? encodeCursor(last.task_id) : null };
+  });
+
+  app.get('/api/tasks/:id', { schema: { params: IdParams } }, async (request) => {
+    const { id } = request.params as { id: string };
+    const task = await service.get(request.userId, taskId(id));
+    if (!task) throw new HttpError('not_found', 'no such task');
+    return task;
+  });
+
+  app.post('/api/tasks/:id/cancel', { schema: { params: IdParams } }, async (request, reply) => {
+    const { id } = request.params as { id: string };
+    const result = await service.cancel(request.userId, taskId(id));
+    if (result.kind === 'not_found') throw new HttpError('not_found', 'no such task');
+    if (result.kind === 'conflict') {
+      throw new HttpError('conflict', `the task is already ${result.task.status}`, { task: result.task });
+    }
+    reply.code(202);
+    return result.task;
+  });
+
+  app.get('/api/tasks/:id/events', { schema: { params: IdParams } }, async (request) => {
+    const { id } = request.params as { id: string };
+    const events = await service.events(request.userId, taskId(id));
+    if (!events) throw new HttpError('not_found', 'no such task');
+    return { events };
+  });
+};

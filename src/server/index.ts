@@ -1,0 +1,290 @@
+// The composition root: builds every part from the config and wires them together; starts
+// them in order and stops them gracefully. It holds no logic of its own beyond that order.
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import type { FastifyInstance } from 'fastify';
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import { loadOrCreateSecret, Tokens } from '../auth/index.ts';
+import { attachChannels, type Channels } from '../channels/index.ts';
+import { type Config, loadConfig } from '../config/index.ts';
+import {
+  CANCEL_CHANNEL,
+  createPool,
+  type EmbeddedPostgres,
+  getTask,
+  inFlightCounts,
+  Listener,
+  migrate,
+  ping,
+  startEmbeddedPostgres,
+} from '../db/index.ts';
+import { buildHttpApp, createMetrics } from '../http/index.ts';
+import { Liveness, type QueueWorker, startWorker } from '../queue/index.ts';
+import {
+  demoTask,
+  Registry,
+  Runner,
+  Snapshotter,
+  Supervisor,
+  type TaskActor,
+  TaskService,
+  type TaskType,
+  TaskTypes,
+} from '../tasks/index.ts';
+import { createLogger } from './logger.ts';
+import { loadTaskModules } from './task-modules.ts';
+
+export interface StartOptions {
+  /** Settings over the environment's. */
+  config?: Partial<Config>;
+  /** The environment to read (default process.env). */
+  env?: Record<string, string | undefined>;
+  /** Task types to run besides the built-in `demo` (the embedding API). */
+  tasks?: TaskType[];
+  log?: Logger;
+}
+
+export interface TaskwireServer {
+  readonly url: string;
+  readonly port: number;
+  readonly config: Config;
+  readonly databaseUrl: string;
+  readonly pool: pg.Pool;
+  readonly tokens: Tokens;
+  readonly service: TaskService;
+  readonly registry: Registry;
+  readonly supervisor: Supervisor;
+  readonly snapshotter: Snapshotter;
+  readonly runner: Runner;
+  readonly channels: Channels;
+  readonly app: FastifyInstance;
+  readonly log: Logger;
+  readonly nodeId: string;
+  /** True when the secret was generated on this start (first run). */
+  readonly secretGenerated: boolean;
+  /** Graceful stop: no new work, running attempts get the deadline, then everything closes. */
+  stop(): Promise<void>;
+}
+
+function defaultNodeId(config: Config): string {
+  if (config.nodeId) return config.nodeId;
+  // A stable id lets a restart free its own old jobs at once; port 0 means "any", so no two
+  // processes would share it, and a random suffix keeps them apart.
+  return config.port === 0
+    ? `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`
+    : `${os.hostname()}:${config.port}`;
+}
+
+export async function startServer(opts: StartOptions = {}): Promise<TaskwireServer> {
+  const config = loadConfig(opts.env ?? process.env, opts.config);
+  const nodeId = defaultNodeId(config);
+  // Every line names the process: task lines need task_id, attempt and node (issue 6).
+  const log = (opts.log ?? createLogger(config)).child({ node: nodeId });
+  const cleanups: Array<() => Promise<unknown>> = [];
+  const cleanup = async () => {
+    for (const fn of cleanups.reverse())
+      await fn().catch((err: unknown) => log.warn({ err }, 'cleanup step failed'));
+  };
+
+  try {
+    let embedded: EmbeddedPostgres | undefined;
+    let databaseUrl = config.databaseUrl;
+    if (!databaseUrl) {
+      embedded = await startEmbeddedPostgres({
+        dataDir: config.dataDir,
+        port: config.embeddedPgPort,
+        log: (msg) => log.debug({ component: 'embedded-postgres' }, msg),
+      });
+      cleanups.push(() => embedded!.stop());
+      databaseUrl = embedded.url;
+    }
+    const [secret, secretGenerated] = config.secret
+      ? [config.secret, false]
+      : await loadOrCreateSecret(config.dataDir);
+    const tokens = new Tokens(secret);
+
+    const pool = createPool({
+      connectionString: databaseUrl,
+      max: config.dbPoolSize,
+      timeoutMs: config.dbTimeoutMs,
+      onError: (err) => log.warn({ err }, 'idle database connection lost'),
+    });
+    cleanups.push(() => pool.end());
+    await migrate(pool);
+
+    const types = new TaskTypes().register(demoTask);
+    for (const type of [...(opts.tasks ?? []), ...(await loadTaskModules(config.taskModules))])
+      types.register(type);
+
+    let metrics: ReturnType<typeof createMetrics> | undefined;
+    const load = (id: string) => getTask(pool, id);
+    const snapshotter = new Snapshotter({
+      pool,
+      intervalMs: config.snapshotIntervalMs,
+      log,
+      onFlush: (count, ms) => {
+        metrics?.snapshotRows.inc(count);
+        metrics?.snapshotFlush.observe(ms / 1000);
+      },
+    });
+    const supervisor = new Supervisor({
+      lingerMs: config.lingerMs,
+      log,
+      load,
+      dirty: (actor: TaskActor) => {
+        metrics?.progressIn.inc();
+        snapshotter.markDirty(actor);
+      },
+    });
+    const registry = new Registry(load, supervisor);
+    supervisor.registry = registry;
+    const runner = new Runner({
+      pool,
+      registry,
+      supervisor,
+      types,
+      nodeId,
+      retryBaseMs: config.retryBaseMs,
+      retryMaxMs: config.retryMaxMs,
+      log,
+      onOutcome: (outcome, type) => metrics?.attempts.inc({ type, outcome }),
+    });
+    const service = new TaskService({
+      pool,
+      registry,
+      supervisor,
+      runner,
+      types,
+      defaultType: config.defaultTaskType,
+      defaultMaxAttempts: config.defaultMaxAttempts,
+      log,
+      onCreated: (task) => metrics?.tasksCreated.inc({ type: task.type }),
+    });
+    if (!types.get(config.defaultTaskType)) {
+      throw new Error(`TASKWIRE_DEFAULT_TYPE ${config.defaultTaskType} is not a registered task type`);
+    }
+
+    snapshotter.start();
+    cleanups.push(() => snapshotter.stop());
+    // Cancels of tasks running here, requested through another process.
+    const listener = new Listener({
+      connectionString: databaseUrl,
+      channels: { [CANCEL_CHANNEL]: (taskId) => runner.cancel(taskId) },
+      onError: (err) => log.warn({ err }, 'notification listener lost its connection; reconnecting'),
+    });
+    await listener.start();
+    cleanups.push(() => listener.stop());
+
+    let worker: QueueWorker | undefined;
+    let channels: Channels | undefined;
+    metrics = createMetrics(() => ({
+      sockets: () => channels?.stats().sockets ?? 0,
+      channels: () => channels?.stats().channels ?? 0,
+      conflated: () => channels?.stats().conflated ?? 0,
+      eventsOut: () => channels?.stats().eventsOut ?? 0,
+      liveActors: () => registry.size,
+      snapshotPending: () => snapshotter.pending,
+      counts: () => inFlightCounts(pool),
+    }));
+
+    const app = buildHttpApp({
+      service,
+      tokens,
+      log,
+      metrics: metrics.registry,
+      bodyLimitBytes: config.bodyLimitBytes,
+      maxCreatesPerMinute: config.maxCreatesPerMinute,
+      notReady: async () => {
+        if (!(await ping(pool))) return 'database unreachable';
+        if (!worker?.running) return 'queue workers not running';
+        return null;
+      },
+      longPoll: (req) => channels!.longPoll(req),
+    });
+    cleanups.push(() => app.close());
+    channels = attachChannels({ server: app.server, tasks: service, tokens, config, log });
+    cleanups.push(() => channels!.close(1012, 'server stopped'));
+
+    worker = await startWorker({
+      pool,
+      concurrency: config.concurrency,
+      pollIntervalMs: config.pollIntervalMs,
+      log,
+      shutdownTimeoutMs: config.shutdownTimeoutMs,
+      runJob: (taskId, job) => {
+        metrics?.queuePickup.observe(Math.max(0, Date.now() - job.runAt.getTime()) / 1000);
+        return runner.runJob(taskId);
+      },
+    });
+    const runningWorker = worker;
+    cleanups.push(() => runningWorker.stop());
+    const liveness = new Liveness({
+      pool,
+      nodeId,
+      workerIds: () => runningWorker.workerIds(),
+      heartbeatMs: config.heartbeatIntervalMs,
+      deadAfterMs: config.nodeDeadAfterMs,
+      log,
+    });
+    await liveness.start();
+    cleanups.push(() => liveness.stop());
+
+    try {
+      await app.listen({ port: config.port, host: config.host });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+        throw new Error(`port ${config.port} on ${config.host} is already in use; set PORT to a free port`);
+      }
+      throw err;
+    }
+    const address = app.server.address();
+    const port = typeof address === 'object' && address ? address.port : config.port;
+    const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+    const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    log.info({ url, node: nodeId, embedded: Boolean(embedded), types: types.names() }, 'taskwire listening');
+
+    let stopping: Promise<void> | undefined;
+    const stop = () => {
+      stopping ??= (async () => {
+        log.info('stopping: no new jobs or sockets; running attempts get the shutdown deadline');
+        channels.stopAccepting();
+        // Running handlers get the deadline, then their signal fires; what is left goes back to
+        // the queue. Steps run in reverse order of start: liveness, worker (waits for handlers),
+        // sockets (1012), HTTP, snapshot flush, pool, embedded database.
+        const deadline = setTimeout(() => runner.abortAll(), config.shutdownTimeoutMs);
+        deadline.unref();
+        try {
+          await cleanup();
+        } finally {
+          clearTimeout(deadline);
+        }
+        log.info('stopped');
+      })();
+      return stopping;
+    };
+
+    return {
+      url,
+      port,
+      config,
+      databaseUrl,
+      pool,
+      tokens,
+      service,
+      registry,
+      supervisor,
+      snapshotter,
+      runner,
+      channels,
+      app,
+      log,
+      nodeId,
+      secretGenerated,
+      stop,
+    };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}

@@ -1,0 +1,34 @@
+// Domain errors of the tasks part; http maps them to api.md's codes.
+import type { FieldError } from './task-type.ts';
+
+/** The request's content is wrong (unknown type, bad input): 422 validation_failed. */
+export class InputError extends Error {
+  override name = 'InputError';
+  readonly fields: FieldError[];
+  constructor(fields: FieldError[]) {
+    super(`invalid ${fields.map((f) => f.field).join(', ')}`);
+    this.fields = fields;
+  }
+}
+
+/** Why an attempt's signal fired. */
+export class CancelledError extends Error {
+  override name = 'CancelledError';
+  constructor() {
+    super('the task was cancelled');
+  }
+}
+
+export class AttemptTimeoutError extends Error {
+  override name = 'AttemptTimeoutError';
+  constructor(ms: number) {
+    super(`the attempt timed out after ${ms} ms`);
+  }
+}
+
+export class ShutdownError extends Error {
+  override name = 'ShutdownError';
+  constructor() {
+    super('the server is shutting down');
+  }
+}

@@ -1,0 +1,318 @@
+// Runner: one attempt of one task, from claim to its fenced end. It starts the handler with a
+// context (input, attempt, progress, signal, log), races it against the attempt's signal
+// (cancel, timeout, shutdown), then persists the outcome (completed, failed, cancelled, or
+// retrying with backoff) before the job is acknowledged, and only then announces it.
+
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import {
+  type AttemptEnd,
+  type Claim,
+  type ClaimResult,
+  claimAttempts,
+  finishAttempts,
+  getTask,
+  isDatabaseUnavailable,
+  isTerminal,
+  releaseAttempt,
+  retryAttempt,
+  type TaskRecord,
+  withTransaction,
+} from '../db/index.ts';
+import { enqueueTaskJob } from '../queue/index.ts';
+import { AttemptTimeoutError, CancelledError, ShutdownError } from './errors.ts';
+import { GroupCommit } from './group-commit.ts';
+import type { Registry } from './registry.ts';
+import type { Supervisor } from './supervisor.ts';
+import type { TaskContext, TaskType, TaskTypes } from './task-type.ts';
+
+export interface RunnerOptions {
+  pool: pg.Pool;
+  registry: Registry;
+  supervisor: Supervisor;
+  types: TaskTypes;
+  nodeId: string;
+  retryBaseMs: number;
+  retryMaxMs: number;
+  log: Logger;
+  /** Observes attempt outcomes (metrics). */
+  onOutcome?: (outcome: Outcome['kind'], type: string) => void;
+}
+
+export type Outcome =
+  | { kind: 'completed'; result: unknown }
+  | { kind: 'failed'; error: { message: string }; retryable: boolean }
+  | { kind: 'cancelled' }
+  | { kind: 'shutdown' };
+
+/** Backoff before attempt n+1 after attempt n failed: base * 2^(n-1), capped, with up to 10% jitter. */
+export function retryDelay(attempt: number, baseMs: number, maxMs: number): number {
+  const exp = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(exp + exp * 0.1 * Math.random());
+}
+
+function errorOf(value: unknown): { message: string } {
+  if (value instanceof Error) return { message: value.message || value.name };
+  if (typeof value === 'string') return { message: value };
+  try {
+    return { message: `non-Error thrown: ${JSON.stringify(value)}` };
+  } catch {
+    return { message: `non-Error thrown: ${String(value)}` };
+  }
+}
+
+export class Runner {
+  readonly #o: RunnerOptions;
+  /** Attempts running in this process, by task id. */
+  readonly active = new Map<string, AbortController>();
+  #stopping = false;
+  /** Attempts that start, or end, at the same time share one statement (one commit). */
+  readonly #claims: GroupCommit<Claim, ClaimResult | null>;
+  readonly #ends: GroupCommit<AttemptEnd, TaskRecord | null>;
+
+  constructor(opts: RunnerOptions) {
+    this.#o = opts;
+    this.#claims = new GroupCommit((claims) => claimAttempts(opts.pool, claims));
+    this.#ends = new GroupCommit((ends) => finishAttempts(opts.pool, ends));
+  }
+
+  /** Runs the job of one task. Resolving acknowledges the job. */
+  async runJob(taskId: string): Promise<void> {
+    const { registry, types } = this.#o;
+    const live = registry.get(taskId);
+    // While the database is away, keep the job: a failed job could not be released either, and
+    // would stay locked by this (live) process.
+    const claim = await this.#persist(() =>
+      this.#claims.submit({ taskId, nodeId: this.#o.nodeId, minSeq: live?.state.seq ?? 0 }),
+    );
+    if (!claim) return this.#unclaimable(taskId);
+    const controller = new AbortController();
+    const actor = registry.adopt(claim.task);
+    actor.start(claim.task, controller);
+    this.active.set(taskId, controller);
+    const taskLog = this.#o.log.child({
+      task_id: taskId,
+      attempt: claim.task.attempt,
+      type: claim.task.type,
+    });
+    const startedAt = performance.now();
+    taskLog.debug('attempt started');
+    try {
+      if (claim.cancelRequested) controller.abort(new CancelledError());
+      const type = types.get(claim.task.type);
+      const outcome: Outcome = type
+        ? await this.#execute(type, claim.task, controller, taskLog)
+        : { kind: 'failed', error: { message: `unknown task type ${claim.task.type}` }, retryable: false };
+      this.#o.onOutcome?.(outcome.kind, claim.task.type);
+      taskLog.info(
+        {
+          outcome: outcome.kind,
+          duration_ms: Math.round(performance.now() - startedAt),
+          ...(outcome.kind === 'failed' ? { error: outcome.error.message } : {}),
+        },
+        'attempt ended',
+      );
+      await this.#end(taskId, claim.task, controller, outcome);
+    } finally {
+      if (this.active.get(taskId) === controller) this.active.delete(taskId);
+    }
+  }
+
+  /** Aborts the attempt of a task running here; false when none runs here. */
+  cancel(taskId: string): boolean {
+    const controller = this.active.get(taskId);
+    if (!controller) return false;
+    if (!controller.signal.aborted) controller.abort(new CancelledError());
+    return true;
+  }
+
+  /** Aborts every running attempt (shutdown deadline). */
+  abortAll(): void {
+    this.#stopping = true;
+    for (const controller of this.active.values()) {
+      if (!controller.signal.aborted) controller.abort(new ShutdownError());
+    }
+  }
+
+  async #execute(
+    type: TaskType,
+    task: TaskRecord,
+    controller: AbortController,
+    log: Logger,
+  ): Promise<Outcome> {
+    const { registry } = this.#o;
+    const taskId = task.task_id;
+    const signal = controller.signal;
+    const timeoutMs = type.timeoutMs;
+    const timer = timeoutMs
+      ? setTimeout(() => controller.abort(new AttemptTimeoutError(timeoutMs)), timeoutMs)
+      : undefined;
+    const ctx: TaskContext = {
+      taskId,
+      input: task.input,
+      attempt: task.attempt,
+      maxAttempts: task.max_attempts,
+      signal,
+      // A handler that outlives its attempt (it ignored its signal) must not move the next one.
+      progress(fraction, message) {
+        const actor = registry.get(taskId);
+        if (actor && actor.attempt === controller) actor.progress(fraction, message);
+      },
+      log,
+    };
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<'aborted'>((resolve) => {
+      onAbort = () => resolve('aborted');
+      if (signal.aborted) resolve('aborted');
+      else signal.addEventListener('abort', onAbort, { once: true });
+    });
+    const handled = (async () => type.run(ctx))().then(
+      (result) => ({ ok: true as const, result }),
+      (error: unknown) => ({ ok: false as const, error }),
+    );
+    try {
+      const first = await Promise.race([handled, aborted]);
+      if (signal.aborted) return this.#abortOutcome(signal.reason);
+      if (first === 'aborted') return this.#abortOutcome(signal.reason);
+      if (first.ok) return { kind: 'completed', result: first.result === undefined ? null : first.result };
+      return { kind: 'failed', error: errorOf(first.error), retryable: true };
+    } finally {
+      clearTimeout(timer);
+      if (onAbort) signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  #abortOutcome(reason: unknown): Outcome {
+    if (reason instanceof CancelledError) return { kind: 'cancelled' };
+    if (reason instanceof ShutdownError) return { kind: 'shutdown' };
+    return { kind: 'failed', error: errorOf(reason), retryable: true };
+  }
+
+  async #end(taskId: string, task: TaskRecord, controller: AbortController, outcome: Outcome): Promise<void> {
+    const { registry, pool } = this.#o;
+    const actor = registry.get(taskId);
+    const current = actor && actor.attempt === controller ? actor : undefined;
+    const pending = current?.beginEnd() ?? {
+      seq: task.seq + 1,
+      progress: task.progress,
+      message: task.message,
+    };
+    const base = {
+      taskId,
+      attempt: task.attempt,
+      seq: pending.seq,
+      progress: pending.progress,
+      message: pending.message,
+    };
+
+    if (outcome.kind === 'shutdown') {
+      // Not an end: the task goes back to the queue at once, for another process (or this one
+      // restarted), and the interrupted attempt does not count against max_attempts.
+      const error = { message: 'the attempt was interrupted by a server shutdown; it runs again' };
+      const record = await this.#persist(() =>
+        withTransaction(pool, async (client) => {
+          const row = await releaseAttempt(client, { ...base, error });
+          if (row) await enqueueTaskJob(client, taskId);
+          return row;
+        }),
+      );
+      if (!record) throw new ShutdownError(); // could not release it: the queue offers the job again
+      const actor = registry.get(taskId);
+      if (actor) {
+        // Announce it with the attempt that was interrupted, then let the actor go.
+        actor.commit(
+          'retrying',
+          { ...record, attempt: task.attempt },
+          { error, retry_at: record.updated_at },
+        );
+        this.#o.supervisor.maybeRelease(actor);
+      }
+      return;
+    }
+    if (outcome.kind === 'failed' && outcome.retryable && task.attempt < task.max_attempts) {
+      const retryAt = new Date(
+        Date.now() + retryDelay(task.attempt, this.#o.retryBaseMs, this.#o.retryMaxMs),
+      );
+      const record = await this.#persist(() =>
+        withTransaction(pool, async (client) => {
+          const row = await retryAttempt(client, { ...base, error: outcome.error, retryAt });
+          if (row) await enqueueTaskJob(client, taskId, retryAt);
+          return row;
+        }),
+      );
+      return this.#announce(taskId, record, 'retrying', {
+        error: outcome.error,
+        retry_at: retryAt.toISOString(),
+      });
+    }
+    const end =
+      outcome.kind === 'completed'
+        ? { status: 'completed' as const, result: outcome.result, error: null, progress: 1 }
+        : outcome.kind === 'cancelled'
+          ? { status: 'cancelled' as const, result: null, error: null, progress: pending.progress }
+          : { status: 'failed' as const, result: null, error: outcome.error, progress: pending.progress };
+    const record = await this.#persist(() => this.#ends.submit({ ...base, ...end }));
+    const extra =
+      end.status === 'completed'
+        ? { result: end.result }
+        : end.status === 'failed'
+          ? { error: end.error }
+          : {};
+    this.#announce(taskId, record, end.status, extra);
+  }
+
+  #announce(
+    taskId: string,
+    record: TaskRecord | null,
+    name: 'retrying' | 'completed' | 'failed' | 'cancelled',
+    extra: Record<string, unknown>,
+  ): void {
+    const actor = this.#o.registry.get(taskId); // the current one, even if it was restarted meanwhile
+    if (!actor) return;
+    if (!record) {
+      // Fenced out: this attempt is no longer current (another process took the task over).
+      // Drop the stale actor; its subscribers rejoin and see the database's truth.
+      this.#o.log.warn(
+        { task_id: actor.id, attempt: actor.state.attempt },
+        'attempt end refused: no longer current',
+      );
+      this.#o.supervisor.crashed(actor, new Error('fenced out'));
+      return;
+    }
+    actor.commit(name, record, extra);
+  }
+
+  /** Retries a statement while the database is unreachable (until shutdown). */
+  async #persist<T>(write: () => Promise<T>): Promise<T> {
+    let delay = 100;
+    for (;;) {
+      try {
+        return await write();
+      } catch (err) {
+        if (!isDatabaseUnavailable(err) || this.#stopping) throw err;
+        this.#o.log.warn({ err, retry_in_ms: delay }, 'database unavailable; retrying the attempt end');
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
+  }
+
+  /** A job whose task can't start: finished, missing, or out of attempts after a lost run. */
+  async #unclaimable(taskId: string): Promise<void> {
+    const task = await getTask(this.#o.pool, taskId);
+    if (!task || isTerminal(task.status) || task.attempt < task.max_attempts) return;
+    const error = { message: 'the process running the last attempt stopped before it finished' };
+    const record = await this.#ends.submit({
+      taskId,
+      attempt: task.attempt,
+      seq: task.seq + 1,
+      status: 'failed',
+      progress: task.progress,
+      message: task.message,
+      result: null,
+      error,
+    });
+    const actor = this.#o.registry.get(taskId);
+    if (actor && record) actor.commit('failed', record, { error });
+  }
+}

@@ -1,0 +1,96 @@
+// Write-behind snapshots: actors with unsaved progress are collected and written together, one
+// multi-row statement per flush (at most one write per task per interval, whatever the rate of
+// progress). A failed flush keeps the actors dirty and is retried on the next tick.
+
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import { type Snapshot, writeSnapshots } from '../db/index.ts';
+import type { TaskActor } from './actor.ts';
+
+export interface SnapshotterOptions {
+  pool: pg.Pool;
+  intervalMs: number;
+  log: Logger;
+  /** Called after each flush with its size and duration (metrics). */
+  onFlush?: (count: number, ms: number) => void;
+}
+
+/** A progress audit checkpoint every time progress crosses another tenth. */
+const CHECKPOINTS = 10;
+
+export class Snapshotter {
+  readonly #opts: SnapshotterOptions;
+  #dirty = new Set<TaskActor>();
+  #timer: NodeJS.Timeout | undefined;
+  #flushing: Promise<void> | undefined;
+  failures = 0;
+
+  constructor(opts: SnapshotterOptions) {
+    this.#opts = opts;
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => void this.flush(), this.#opts.intervalMs);
+    this.#timer.unref();
+  }
+
+  markDirty(actor: TaskActor): void {
+    this.#dirty.add(actor);
+  }
+
+  get pending(): number {
+    return this.#dirty.size;
+  }
+
+  /** Writes every dirty running actor; concurrent calls share one flush. */
+  flush(): Promise<void> {
+    if (this.#flushing) return this.#flushing;
+    if (this.#dirty.size === 0) return Promise.resolve();
+    this.#flushing = this.#flushOnce().finally(() => {
+      this.#flushing = undefined;
+    });
+    return this.#flushing;
+  }
+
+  async #flushOnce(): Promise<void> {
+    const batch = this.#dirty;
+    this.#dirty = new Set();
+    const snapshots: Snapshot[] = [];
+    const actors: TaskActor[] = [];
+    for (const actor of batch) {
+      const s = actor.state;
+      if (actor.stopped || actor.closing || s.status !== 'running' || s.seq <= actor.savedSeq) continue;
+      const checkpoint =
+        Math.floor(s.progress * CHECKPOINTS) > Math.floor(actor.checkpointProgress * CHECKPOINTS);
+      snapshots.push({
+        taskId: actor.id,
+        attempt: s.attempt,
+        seq: s.seq,
+        progress: s.progress,
+        message: s.message,
+        checkpoint,
+      });
+      actors.push(actor);
+    }
+    if (snapshots.length === 0) return;
+    const started = performance.now();
+    try {
+      await writeSnapshots(this.#opts.pool, snapshots);
+      snapshots.forEach((snap, i) => {
+        const actor = actors[i];
+        actor.savedSeq = Math.max(actor.savedSeq, snap.seq);
+        if (snap.checkpoint) actor.checkpointProgress = snap.progress;
+      });
+      this.#opts.onFlush?.(snapshots.length, performance.now() - started);
+    } catch (err) {
+      this.failures += 1;
+      for (const actor of actors) this.#dirty.add(actor);
+      this.#opts.log.warn({ err, count: snapshots.length }, 'snapshot flush failed; will retry');
+    }
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.flush();
+  }
+}

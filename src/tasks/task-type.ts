@@ -1,0 +1,122 @@
+// The public way to add a task type: defineTask({ name, run(ctx), ... }). A handler gets a
+// context, reports progress through it, honours ctx.signal, and returns the result.
+import type { TSchema } from 'typebox';
+import { Compile } from 'typebox/compile';
+
+export interface TaskLogger {
+  info(obj: object | string, msg?: string): void;
+  warn(obj: object | string, msg?: string): void;
+  error(obj: object | string, msg?: string): void;
+  debug(obj: object | string, msg?: string): void;
+}
+
+export interface TaskContext<Input = Record<string, unknown>> {
+  readonly taskId: string;
+  readonly input: Input;
+  /** 1 on the first run; grows on retry. */
+  readonly attempt: number;
+  readonly maxAttempts: number;
+  /** Fires on cancel, on timeout and on shutdown: stop work and return (or throw) soon. */
+  readonly signal: AbortSignal;
+  /** Report progress: fraction 0..1 (never decreasing within an attempt) and optional text. */
+  progress(fraction: number, message?: string): void;
+  readonly log: TaskLogger;
+}
+
+export interface TaskDefinition<Input = Record<string, unknown>, Result = unknown> {
+  name: string;
+  run(ctx: TaskContext<Input>): Promise<Result> | Result;
+  /** Attempts before the task fails for good (1..25). Overridden per task by `max_attempts`. */
+  maxAttempts?: number;
+  /** An attempt running longer than this is aborted and fails (retried while attempts remain). */
+  timeoutMs?: number;
+  /** A typebox / JSON schema for the input; a POST that does not match gets 422. */
+  input?: TSchema;
+}
+
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+export interface TaskType {
+  readonly name: string;
+  readonly maxAttempts: number | undefined;
+  readonly timeoutMs: number | undefined;
+  readonly run: TaskDefinition['run'];
+  /** Null when the input is acceptable, else the offending fields. */
+  validate(input: unknown): FieldError[] | null;
+  /** The input schema, for API docs. */
+  readonly inputSchema: TSchema | undefined;
+}
+
+const TYPE_NAME = /^[a-z][a-z0-9_.:-]{0,63}$/i;
+/** graphile-worker re-offers a job whose lock is older than 4 hours, so no attempt may last that long. */
+export const MAX_TIMEOUT_MS = 3 * 60 * 60 * 1000;
+
+export function defineTask<Input = Record<string, unknown>, Result = unknown>(
+  def: TaskDefinition<Input, Result>,
+): TaskType {
+  if (!TYPE_NAME.test(def.name))
+    throw new TypeError(`task type name ${JSON.stringify(def.name)} is not valid`);
+  if (typeof def.run !== 'function') throw new TypeError(`task type ${def.name}: run must be a function`);
+  if (
+    def.maxAttempts !== undefined &&
+    !(Number.isInteger(def.maxAttempts) && def.maxAttempts >= 1 && def.maxAttempts <= 25)
+  ) {
+    throw new TypeError(`task type ${def.name}: maxAttempts must be an integer in 1..25`);
+  }
+  if (
+    def.timeoutMs !== undefined &&
+    !(Number.isInteger(def.timeoutMs) && def.timeoutMs > 0 && def.timeoutMs <= MAX_TIMEOUT_MS)
+  ) {
+    throw new TypeError(`task type ${def.name}: timeoutMs must be an integer in 1..${MAX_TIMEOUT_MS}`);
+  }
+  const compiled = def.input ? Compile(def.input) : undefined;
+  return {
+    name: def.name,
+    maxAttempts: def.maxAttempts,
+    timeoutMs: def.timeoutMs ?? MAX_TIMEOUT_MS,
+    run: def.run as TaskDefinition['run'],
+    inputSchema: def.input,
+    validate(input) {
+      if (!compiled || compiled.Check(input)) return null;
+      return [...compiled.Errors(input)].map((e) => ({
+        field:
+          e.instancePath.replace(/^\//, '').replaceAll('/', '.') ||
+          (e.params as { requiredProperties?: string[] }).requiredProperties?.join(',') ||
+          '(input)',
+        message: e.message,
+      }));
+    },
+  };
+}
+
+export function isTaskType(value: unknown): value is TaskType {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as TaskType).name === 'string' &&
+    typeof (value as TaskType).run === 'function' &&
+    typeof (value as TaskType).validate === 'function'
+  );
+}
+
+/** The set of task types a server runs. */
+export class TaskTypes {
+  readonly #types = new Map<string, TaskType>();
+
+  register(type: TaskType): this {
+    if (this.#types.has(type.name)) throw new Error(`task type ${type.name} is registered twice`);
+    this.#types.set(type.name, type);
+    return this;
+  }
+
+  get(name: string): TaskType | undefined {
+    return this.#types.get(name);
+  }
+
+  names(): string[] {
+    return [...this.#types.keys()];
+  }
+}

@@ -1,0 +1,123 @@
+// The benchmark suite at tiny size: every scenario runs end to end (server and generator in
+// their own processes) against taskwire, and against the Socket.IO + BullMQ peer when the
+// machine's Redis answers; the final JSON line parses and carries the scenario's figures.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, test } from 'node:test';
+import { REDIS_HINT, REDIS_URL, redisReachable } from '../../bench/lib/targets.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const results = mkdtempSync(path.join(os.tmpdir(), 'taskwire-bench-smoke-'));
+after(() => rmSync(results, { recursive: true, force: true }));
+
+const SIZES: Record<string, string[]> = {
+  throughput: ['--tasks', '20', '--warmup', '5', '--concurrency', '4', '--no-db-stats'],
+  fanout: [
+    '--tasks',
+    '2',
+    '--subs',
+    '3',
+    '--steps',
+    '5',
+    '--interval',
+    '10',
+    '--gate',
+    '700',
+    '--no-db-stats',
+  ],
+  sockets: ['--sockets', '20', '--tasks', '2', '--users', '2', '--hold', '300', '--settle', '200'],
+  actors: ['--tasks', '10', '--live', '1500', '--linger', '200', '--warmup', '3'],
+};
+
+/** Figures each scenario must report, with a check of their value. */
+const EXPECT: Record<string, Record<string, (v: unknown) => boolean>> = {
+  throughput: {
+    completed_per_s: (v) => typeof v === 'number' && v > 0,
+    completed_p99_ms: (v) => typeof v === 'number' && v >= 0,
+    failures: (v) => v === 0,
+    generator_cpu_pct: (v) => typeof v === 'number',
+  },
+  fanout: {
+    delivered_per_s: (v) => typeof v === 'number' && v > 0,
+    latency_p99_ms: (v) => typeof v === 'number',
+    seq_errors: (v) => v === 0,
+    events: (v) => v === 2 * 3 * 6,
+  },
+  sockets: {
+    joined: (v) => v === 20,
+    failures: (v) => v === 0,
+    rss_per_socket_kb: (v) => typeof v === 'number',
+    join_p99_ms: (v) => typeof v === 'number',
+  },
+  actors: {
+    live_heap_per_task_kb: (v) => typeof v === 'number',
+    live_rss_per_task_kb: (v) => typeof v === 'number',
+  },
+};
+
+function runBench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['bench/run.ts', ...args], {
+      cwd: ROOT,
+      env: { ...process.env, BENCH_RESULTS_DIR: results },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+async function check(scenario: string, target: 'taskwire' | 'peer'): Promise<void> {
+  // No waiting for a quiet machine and no re-runs: the other smoke runs are the "other work".
+  const { code, stdout, stderr } = await runBench([
+    scenario,
+    '--target',
+    target,
+    '--quiet-below',
+    '0',
+    '--retry-disturbed',
+    '0',
+    ...SIZES[scenario],
+  ]);
+  const lines = stdout.trim().split('\n');
+  const last = lines[lines.length - 1];
+  assert.equal(code, 0, `bench ${scenario} --target ${target} exited ${code}\n${stdout}\n${stderr}`);
+  const report = JSON.parse(last);
+  assert.equal(report.scenario, scenario);
+  const figures = report.figures?.[target];
+  assert.ok(figures, `no figures for ${target} in ${last}`);
+  for (const [name, ok] of Object.entries(EXPECT[scenario])) {
+    assert.ok(name in figures, `${scenario}/${target}: figure ${name} missing`);
+    assert.ok(ok(figures[name]), `${scenario}/${target}: figure ${name} = ${JSON.stringify(figures[name])}`);
+  }
+  assert.ok(stdout.includes(`== ${scenario}`), 'the human table is printed before the JSON line');
+}
+
+const redisUp = await redisReachable();
+const peerSkip = redisUp
+  ? false
+  : `Redis is not reachable at ${REDIS_URL}, so the peer is skipped (${REDIS_HINT})`;
+
+describe('bench smoke (tiny sizes)', { concurrency: 4 }, () => {
+  for (const scenario of Object.keys(SIZES)) {
+    test(`${scenario} runs against taskwire and prints its figures`, () => check(scenario, 'taskwire'));
+    test(`${scenario} runs against the Socket.IO + BullMQ peer`, { skip: peerSkip }, () =>
+      check(scenario, 'peer'),
+    );
+  }
+});
