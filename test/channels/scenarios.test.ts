@@ -46,7 +46,10 @@ async function follow(
   }
 }
 
-/** Released by a test: the `burst` task waits for it, then reports `count` progress steps at full speed. */
+/**
+ * Released by a test: the `burst` task waits for it, then reports `count` progress steps at full
+ * speed, yielding every few steps so that a reader that does read keeps up even on a loaded machine.
+ */
 let release = deferred();
 const burstTask = defineTask<{ count: number; message: string }>({
   name: 'burst',
@@ -54,20 +57,22 @@ const burstTask = defineTask<{ count: number; message: string }>({
     await release.promise;
     for (let i = 1; i <= ctx.input.count; i++) {
       ctx.progress(i / ctx.input.count, ctx.input.message);
-      if (i % 50 === 0) await new Promise((r) => setImmediate(r));
+      if (i % 5 === 0) await new Promise((r) => setImmediate(r));
     }
     return { count: ctx.input.count };
   },
 });
 
 let plain: TestServer; // idle timeout 1.5 s: forced disconnects
-let slow: TestServer; // small soft buffer: conflation
+let slow: TestServer; // soft buffer above one burst turn: conflation only for a reader that stops
 let tight: TestServer; // small hard buffer: disconnect of a reader that never reads
 
 before(async () => {
   [plain, slow, tight] = await Promise.all([
     startTestServer({ socketIdleTimeoutMs: 1500 }),
-    startTestServer({ config: { socketSoftBufferBytes: 1024 }, tasks: [burstTask] }),
+    // The soft limit is far above what one loop turn of the burst writes (5 frames, 30 kB), so
+    // only a reader that stops reading passes it.
+    startTestServer({ config: { socketSoftBufferBytes: 256 * 1024 }, tasks: [burstTask] }),
     startTestServer({
       socketSoftBufferBytes: 1024,
       socketHardBufferBytes: 64 * 1024,
@@ -162,9 +167,10 @@ describe('scenarios', () => {
 
   test("slow consumer: a paused reader does not raise others' latency, gets conflated progress and still gets the terminal event", async (t) => {
     const token = await slow.token('slowpoke');
-    const steps = 2000;
+    const steps = 3000;
     release = deferred();
-    // About 6 kB a frame, 12 MB in all: far more than the kernel buffers of a paused reader.
+    // About 6 kB a frame, 18 MB in all: far more than the kernel buffers of a paused reader
+    // (4 MB send, a few hundred kB receive here) and the soft limit together.
     const task = await slow.createTask(token, { type: 'burst', count: steps, message: 'x'.repeat(6000) });
     const topic = `task:${task.task_id}`;
     const paused = await openWire(slow, token);
