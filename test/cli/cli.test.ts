@@ -146,7 +146,8 @@ test('submit --watch in a terminal: the bar moves up to 100% and the exit code i
 });
 
 test('watch of several tasks: one bar each, and exit 1 when one fails', { skip: noTmux }, async () => {
-  const good = await t.createTask(token, { steps: 6, interval_ms: 150 });
+  // Long enough that the bar is seen moving even when the CLI takes a second or two to start.
+  const good = await t.createTask(token, { steps: 10, interval_ms: 300 });
   const bad = await t.createTask(token, { steps: 6, interval_ms: 100, fail_at_step: 3, max_attempts: 1 });
   const run = await inTerminal(['watch', good.task_id, bad.task_id], 'multi');
   assert.equal(run.code, 1, run.last);
