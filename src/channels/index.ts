@@ -2,13 +2,13 @@
 // server's upgrade event, LongPoll as a framework-neutral handler). It must not touch the database.
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
-import type { Tokens } from '../auth/index.ts';
+import { OriginPolicy, type Tokens } from '../auth/index.ts';
 import type { Config } from '../config/index.ts';
 import type { TaskService } from '../tasks/index.ts';
 import { Router } from './router.ts';
 import { Counters, DrainWatch, Session, type SessionLimits, type Transport } from './session.ts';
 import { taskChannel } from './task-channel.ts';
-import { OriginPolicy, RefusalLog, type SocketEndpoint, SocketQuota } from './transports/connect.ts';
+import { RefusalLog, type SocketEndpoint, SocketQuota } from './transports/connect.ts';
 import { type LongPollRequest, type LongPollResponse, LongPollTransport } from './transports/longpoll.ts';
 import { WebSocketTransport } from './transports/websocket.ts';
 

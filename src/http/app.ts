@@ -1,8 +1,9 @@
 // Builds the Fastify app: routes, error mapping, body limit, auth, request logs (tokens redacted).
+import cors from '@fastify/cors';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { Tokens } from '../auth/index.ts';
+import { OriginPolicy, type Tokens } from '../auth/index.ts';
 import type { TaskService } from '../tasks/index.ts';
 import { errorHandler } from './error-handler.ts';
 import { HttpError } from './errors.ts';
@@ -19,6 +20,8 @@ export interface HttpAppOptions {
   metrics: Registry;
   bodyLimitBytes: number;
   maxCreatesPerMinute: number;
+  /** Browser origins whose pages may call the API (CORS); empty means any. */
+  allowedOrigins: string[];
   notReady: () => Promise<string | null>;
   longPoll?: LongPollHandler;
 }
@@ -40,6 +43,7 @@ export function buildHttpApp(opts: HttpAppOptions): FastifyInstance {
       .send(new HttpError('not_found', `no route ${request.method} ${request.url.split('?')[0]}`).body());
   });
   registerApiDocs(app); // before the routes, so that it sees them
+  allowBrowserOrigins(app, new OriginPolicy(opts.allowedOrigins));
   app.register(healthRoutes, { notReady: opts.notReady, metrics: opts.metrics });
   app.register(taskRoutes, {
     service: opts.service,
@@ -48,4 +52,30 @@ export function buildHttpApp(opts: HttpAppOptions): FastifyInstance {
   });
   if (opts.longPoll) app.register(socketRoutes, { longPoll: opts.longPoll, bodyLimit: opts.bodyLimitBytes });
   return app;
+}
+
+/** Custom request headers a browser page may send to the API, and response headers it may read. */
+const CORS_REQUEST_HEADERS = ['authorization', 'content-type', 'idempotency-key'];
+const CORS_EXPOSED_HEADERS = ['retry-after'];
+
+/**
+ * CORS for the HTTP API, so that a page served elsewhere can use the browser SDK. Tokens travel
+ * in the Authorization header, never in cookies, so no credentials mode is needed. The socket
+ * transports answer for themselves (LongPoll has its own CORS, a WebSocket has none).
+ */
+function allowBrowserOrigins(app: FastifyInstance, origins: OriginPolicy): void {
+  app.register(cors, {
+    delegator: (request, callback) => {
+      const path = request.url ?? '';
+      if (path.startsWith('/socket/')) return callback(null, { origin: false });
+      callback(null, {
+        origin: (origin, cb) => cb(null, origin !== undefined && origins.allows(origin)),
+        methods: ['GET', 'POST', 'DELETE'],
+        allowedHeaders: CORS_REQUEST_HEADERS,
+        exposedHeaders: CORS_EXPOSED_HEADERS,
+        maxAge: 3600,
+        strictPreflight: false,
+      });
+    },
+  });
 }

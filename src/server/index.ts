@@ -195,6 +195,7 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
       metrics: metrics.registry,
       bodyLimitBytes: config.bodyLimitBytes,
       maxCreatesPerMinute: config.maxCreatesPerMinute,
+      allowedOrigins: config.allowedOrigins,
       notReady: async () => {
         if (!(await ping(pool))) return 'database unreachable';
         if (!worker?.running) return 'queue workers not running';

@@ -10,9 +10,8 @@ import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { LongPoll, Socket } from 'phoenix';
 import pino from 'pino';
-import { Tokens } from '../../src/auth/index.ts';
+import { OriginPolicy, Tokens } from '../../src/auth/index.ts';
 import { attachChannels, type Channels, type ChannelsOptions } from '../../src/channels/index.ts';
-import { OriginPolicy } from '../../src/channels/transports/connect.ts';
 import { FakeTasks } from './fake-tasks.ts';
 import { deferred, eventually, probe, Wire, within } from './wire.ts';
 

@@ -1,5 +1,5 @@
 // The SDK must run in browsers as well as Node: it imports only `phoenix` and its own files, and
-// touches no Node-only globals. (No browser is installed here, so this is checked statically.)
+// touches no Node-only globals. (browser.test.ts runs it in Chromium; this catches a slip early.)
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';

@@ -1,6 +1,7 @@
 // What both transports check before a session exists (Phoenix's socket/transport.ex): Plug query
 // rules, origin allow-list, per-user quota, quiet refusal logs. Must not know frames or topics.
 import type { Logger } from 'pino';
+import type { OriginPolicy } from '../../auth/index.ts';
 import type { Session, Transport } from '../session.ts';
 
 /** A query value: a plain string, or NOT_STRING for `k[]=..`/`k[x]=..` (Plug makes those a list or map). */
@@ -24,55 +25,6 @@ export function lastQueryValue(search: URLSearchParams, name: string): string | 
   if (values.length === 0) return undefined;
   const last = values[values.length - 1];
   return last === NOT_STRING ? null : last;
-}
-
-interface OriginRule {
-  scheme: string | undefined;
-  host: string;
-  wildcard: boolean;
-  port: string | undefined;
-}
-
-/**
- * Phoenix's check_origin list: `https://example.com`, `//other.com:888`, `//*.example.com`.
- * Scheme and port are compared only when the entry names them; `*.` matches the host and its
- * subdomains. An empty list allows every origin (development). No Origin header always passes.
- */
-export class OriginPolicy {
-  readonly #rules: OriginRule[];
-  readonly #any: boolean;
-
-  constructor(allowed: string[]) {
-    this.#any = allowed.length === 0 || allowed.includes('*');
-    this.#rules = allowed.flatMap((entry) => {
-      const m = /^(?:([a-z][a-z0-9+.-]*):)?\/\/(\*\.)?([^/:]+)(?::(\d+))?\/?$/i.exec(entry.trim());
-      if (!m) return [];
-      return [
-        { scheme: m[1]?.toLowerCase(), wildcard: m[2] !== undefined, host: m[3].toLowerCase(), port: m[4] },
-      ];
-    });
-  }
-
-  allows(origin: string | string[] | undefined): boolean {
-    if (origin === undefined) return true;
-    if (this.#any) return true;
-    if (Array.isArray(origin)) return false;
-    let url: URL;
-    try {
-      url = new URL(origin);
-    } catch {
-      return false;
-    }
-    const scheme = url.protocol.slice(0, -1);
-    const host = url.hostname.toLowerCase();
-    const port = url.port || (scheme === 'https' || scheme === 'wss' ? '443' : '80');
-    return this.#rules.some(
-      (r) =>
-        (r.scheme === undefined || r.scheme === scheme) &&
-        (r.port === undefined || r.port === port) &&
-        (host === r.host || (r.wildcard && host.endsWith(`.${r.host}`))),
-    );
-  }
 }
 
 /** Sockets (WebSocket and LongPoll sessions) held per user. */
