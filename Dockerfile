@@ -9,8 +9,12 @@ WORKDIR /app
 ENV NODE_ENV=production
 COPY package.json package-lock.json ./
 # Node comes from the image, so the dev-only `node` package is not needed; no build step either
-# (Node 24 runs the TypeScript in src/ directly).
-RUN npm ci --omit=dev && npm cache clean --force
+# (Node 24 runs the TypeScript in src/ directly). --ignore-scripts skips the project's own
+# `prepare` (it builds dist/ for the published package, with dev tools); `npm rebuild` then runs
+# the dependencies' install scripts (the embedded PostgreSQL's library links).
+# (npm install, not npm ci: the lock file written here lacks other platforms' optional packages,
+# which this machine's registry mirror does not serve, and npm ci refuses such a lock.)
+RUN npm install --omit=dev --ignore-scripts --no-audit --no-fund && npm rebuild && npm cache clean --force
 COPY bin ./bin
 COPY src ./src
 # Your own task types: COPY them in and name them, e.g.

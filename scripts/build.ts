@@ -1,0 +1,21 @@
+// Builds the publishable package: dist/ holds JavaScript and type declarations compiled from
+// src/ (tsc, tsconfig.build.json), plus the SQL migrations it reads at run time. Node refuses to
+// strip types from files under node_modules, so an installed taskwire runs from dist/; a
+// checkout runs src/ directly and needs no build.
+// Usage: node scripts/build.ts [outDir]   (default: dist)
+import { execFileSync } from 'node:child_process';
+import { cpSync, rmSync } from 'node:fs';
+import path from 'node:path';
+
+const root = path.resolve(import.meta.dirname, '..');
+const out = path.resolve(root, process.argv[2] ?? 'dist');
+rmSync(out, { recursive: true, force: true });
+const tsc = path.join(root, 'node_modules/typescript/bin/tsc');
+execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', out], {
+  cwd: root,
+  stdio: 'inherit',
+});
+cpSync(path.join(root, 'src/db/migrations'), path.join(out, 'db/migrations'), {
+  recursive: true,
+  filter: (file) => !file.endsWith('.ts'),
+});
