@@ -24,20 +24,25 @@ const noTmux = (() => {
 let t: TestServer;
 let token: string;
 let tmp: string;
-/** The tmux server's socket, inside `tmp` so that it goes with it. */
-let tmuxSocket: string;
+/**
+ * Each terminal run gets its own tmux server (socket inside `tmp`, so that it goes with it): a
+ * server whose last session was just killed exits, and a new session sent to it meanwhile
+ * fails with "server exited unexpectedly".
+ */
+const tmuxSockets: string[] = [];
 before(async () => {
   t = await startTestServer();
   token = await t.token('dev');
   tmp = await mkdtemp(path.join(os.tmpdir(), 'taskwire-cli-'));
-  tmuxSocket = path.join(tmp, 'tmux.sock');
 });
 after(async () => {
   await t.stop();
-  try {
-    execFileSync('tmux', ['-S', tmuxSocket, 'kill-server'], { stdio: 'ignore' });
-  } catch {
-    // no server left: every session already ended
+  for (const socket of tmuxSockets) {
+    try {
+      execFileSync('tmux', ['-S', socket, 'kill-server'], { stdio: 'ignore' });
+    } catch {
+      // no server left: its session already ended
+    }
   }
   await rm(tmp, { recursive: true, force: true });
 });
@@ -83,7 +88,9 @@ async function inTerminal(args: string[], name: string) {
     ...args.map(quote),
     `; echo $? > ${quote(codeFile)}; sleep 60`,
   ].join(' ');
-  const tmux = (...a: string[]) => execFileSync('tmux', ['-S', tmuxSocket, ...a], { encoding: 'utf8' });
+  const socket = path.join(tmp, `${name}.tmux`);
+  tmuxSockets.push(socket);
+  const tmux = (...a: string[]) => execFileSync('tmux', ['-S', socket, ...a], { encoding: 'utf8' });
   tmux('new-session', '-d', '-s', name, '-x', '120', '-y', '30', command);
   const screens: string[] = [];
   try {
