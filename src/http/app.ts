@@ -1,5 +1,5 @@
 // Builds the Fastify app: routes, error mapping, body limit, auth, request logs (tokens redacted).
-import cors from '@fastify/cors';
+import cors, { type FastifyCorsOptions } from '@fastify/cors';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -64,18 +64,16 @@ const CORS_EXPOSED_HEADERS = ['retry-after'];
  * transports answer for themselves (LongPoll has its own CORS, a WebSocket has none).
  */
 function allowBrowserOrigins(app: FastifyInstance, origins: OriginPolicy): void {
+  const api: FastifyCorsOptions = {
+    origin: (origin, cb) => cb(null, origin !== undefined && origins.allows(origin)),
+    methods: ['GET', 'POST', 'DELETE'],
+    allowedHeaders: CORS_REQUEST_HEADERS,
+    exposedHeaders: CORS_EXPOSED_HEADERS,
+    maxAge: 3600,
+    strictPreflight: false,
+  };
+  const none: FastifyCorsOptions = { origin: false };
   app.register(cors, {
-    delegator: (request, callback) => {
-      const path = request.url ?? '';
-      if (path.startsWith('/socket/')) return callback(null, { origin: false });
-      callback(null, {
-        origin: (origin, cb) => cb(null, origin !== undefined && origins.allows(origin)),
-        methods: ['GET', 'POST', 'DELETE'],
-        allowedHeaders: CORS_REQUEST_HEADERS,
-        exposedHeaders: CORS_EXPOSED_HEADERS,
-        maxAge: 3600,
-        strictPreflight: false,
-      });
-    },
+    delegator: (request, callback) => callback(null, request.url?.startsWith('/socket/') ? none : api),
   });
 }
