@@ -26,10 +26,18 @@ export interface QueueWorker {
   stop(): Promise<void>;
 }
 
+/**
+ * graphile-worker warns at start when the pool is smaller than the concurrency, for workers that
+ * each hold a connection. taskwire's do not: one local queue fetches for all of them, and their
+ * claims and ends are grouped into shared statements. So that advice goes to debug.
+ */
+const POOL_SIZE_ADVICE = /^WARNING: having maxPoolSize/;
+
 function queueLogger(log: Logger): QueueLogger {
   return new QueueLogger((scope) => (level, message, meta) => {
     const fields = { scope: { label: scope.label, workerId: scope.workerId, jobId: scope.jobId }, ...meta };
     if (level === 'error') log.error(fields, message);
+    else if (level === 'warning' && POOL_SIZE_ADVICE.test(message)) log.debug(fields, message);
     else if (level === 'warning') log.warn(fields, message);
     else log.debug(fields, message);
   });
