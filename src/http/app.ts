@@ -66,7 +66,7 @@ const CORS_EXPOSED_HEADERS = ['retry-after'];
 function allowBrowserOrigins(app: FastifyInstance, origins: OriginPolicy): void {
   const api: FastifyCorsOptions = {
     origin: (origin, cb) => cb(null, origin !== undefined && origins.allows(origin)),
-    methods: ['GET', 'POST', 'DELETE'],
+    methods: ['GET', 'POST'], // the API's methods (a cancel is a POST)
     allowedHeaders: CORS_REQUEST_HEADERS,
     exposedHeaders: CORS_EXPOSED_HEADERS,
     maxAge: 3600,
