@@ -6,12 +6,12 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { LongPoll, Socket } from 'phoenix';
 import pino from 'pino';
 import { OriginPolicy, Tokens } from '../../src/auth/index.ts';
 import { attachChannels, type Channels, type ChannelsOptions } from '../../src/channels/index.ts';
+import { logSink } from '../helpers/log-sink.ts';
 import { FakeTasks } from './fake-tasks.ts';
 import { deferred, eventually, probe, Wire, within } from './wire.ts';
 
@@ -48,13 +48,8 @@ async function rig(config: Partial<ChannelsOptions['config']> = {}): Promise<Rig
     res.end(answer.body);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const logs: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk, _enc, done) {
-      logs.push(JSON.parse(chunk.toString()));
-      done();
-    },
-  });
+  const sink = logSink();
+  const logs = sink.lines;
   const tasks = new FakeTasks();
   channels = attachChannels({
     server,
@@ -72,7 +67,7 @@ async function rig(config: Partial<ChannelsOptions['config']> = {}): Promise<Rig
       maxMessagesPerSecond: 200,
       ...config,
     },
-    log: pino({ level: 'info' }, sink),
+    log: pino({ level: 'info' }, sink.stream),
   });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const attached = channels;

@@ -1,10 +1,10 @@
 // A handler's faults stay inside its task: a million progress updates do not starve another
 // task; tokens in query strings never reach the logs.
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { redactUrl } from '../../src/server/logger.ts';
 import { defineTask } from '../../src/tasks/index.ts';
+import { logSink } from '../helpers/log-sink.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { recorder, waitFor } from '../helpers/wait.ts';
 
@@ -56,15 +56,9 @@ test('a million progress updates in one task: another task keeps its latency', a
 });
 
 test('tokens in query strings are redacted from request logs', async () => {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk, _enc, done) {
-      lines.push(String(chunk));
-      done();
-    },
-  });
+  const sink = logSink();
   const { createLogger } = await import('../../src/server/logger.ts');
-  const log = createLogger({ logLevel: 'info', logPretty: false }, sink);
+  const log = createLogger({ logLevel: 'info', logPretty: false }, sink.stream);
   log.info(
     { req: { method: 'GET', url: '/socket/websocket?vsn=2.0.0&token=eyJSECRET.abc.def&x=1' } },
     'request',
@@ -73,7 +67,7 @@ test('tokens in query strings are redacted from request logs', async () => {
     { req: { method: 'GET', url: '/socket/longpoll?token=JWTSECRET&vsn=2.0.0&token=lp1.SESSION' } },
     'poll',
   );
-  const text = lines.join('');
+  const text = sink.text();
   assert.doesNotMatch(text, /eyJSECRET|JWTSECRET|lp1\.SESSION/);
   assert.match(text, /token=\[REDACTED\]/);
   assert.equal(redactUrl('/a?b=1&token=x#f'), '/a?b=1&token=[REDACTED]#f');

@@ -1,28 +1,22 @@
 // A newcomer's first screen: with the default settings, a start and a clean stop log nothing at
 // warn level or above (a warning there would be advice that does not apply, or a real fault).
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { loadConfig } from '../../src/config/index.ts';
 import { startServer } from '../../src/server/index.ts';
 import { createLogger } from '../../src/server/logger.ts';
 import { createTestDatabase } from '../helpers/db.ts';
+import { logSink } from '../helpers/log-sink.ts';
 import { TEST_SECRET } from '../helpers/server.ts';
 
 test('the default start and stop log no warnings', async () => {
-  const lines: { level: number; msg: string }[] = [];
-  const sink = new Writable({
-    write(chunk, _enc, done) {
-      for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line));
-      done();
-    },
-  });
+  const sink = logSink();
   const db = await createTestDatabase();
   try {
     const server = await startServer({
       env: {},
       config: { port: 0, host: '127.0.0.1', databaseUrl: db.url, secret: TEST_SECRET },
-      log: createLogger({ logLevel: 'info', logPretty: false }, sink),
+      log: createLogger({ logLevel: 'info', logPretty: false }, sink.stream),
     });
     const defaults = loadConfig({});
     assert.equal(server.config.concurrency, defaults.concurrency, 'the default concurrency');
@@ -32,6 +26,7 @@ test('the default start and stop log no warnings', async () => {
   } finally {
     await db.drop();
   }
+  const { lines } = sink;
   assert.ok(
     lines.some((l) => l.msg === 'taskwire listening'),
     'the logger was used',
