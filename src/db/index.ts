@@ -3,7 +3,7 @@ export { type EmbeddedPostgres, startEmbeddedPostgres } from './embedded.ts';
 export { isDatabaseUnavailable } from './errors.ts';
 export { Listener, type ListenerOptions } from './listener.ts';
 export { loadMigrations, migrate, silentQueueLogger } from './migrate.ts';
-export { createPool, ping } from './pool.ts';
+export { closePool, createPool, ping } from './pool.ts';
 export {
   type AttemptEnd,
   type AttemptRetry,

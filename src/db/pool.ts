@@ -22,10 +22,38 @@ export function createPool(opts: PoolOptions): pg.Pool {
   // A client that loses its server emits 'error' (idle ones through the pool, checked-out ones on
   // themselves); without a listener the process would die. The query in flight rejects anyway.
   pool.on('error', (err) => opts.onError?.(err));
+  const open = new Set<pg.PoolClient>();
+  openClients.set(pool, open);
   pool.on('connect', (client) => {
     client.on('error', (err) => opts.onError?.(err));
+    open.add(client);
+    client.once('end', () => open.delete(client));
   });
   return pool;
+}
+
+/** The connections of each pool made here that have not closed yet. */
+const openClients = new WeakMap<pg.Pool, Set<pg.PoolClient>>();
+
+/**
+ * Ends the pool and waits (up to `maxWaitMs`) until its connections have closed. pool.end()
+ * resolves as soon as it has asked each of them to end, so a database stopped or dropped right
+ * after it could still cut one, and a stopped server would log a lost connection it was closing.
+ */
+export async function closePool(pool: pg.Pool, maxWaitMs = 5000): Promise<void> {
+  await pool.end();
+  const closing = [...(openClients.get(pool) ?? [])].map(
+    (client) => new Promise<void>((resolve) => client.once('end', () => resolve())),
+  );
+  if (closing.length === 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.all(closing),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, maxWaitMs);
+    }),
+  ]);
+  clearTimeout(timer);
 }
 
 /** True when the database answers a trivial query within the pool's bounds. */

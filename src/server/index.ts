@@ -10,6 +10,7 @@ import { attachChannels, type Channels } from '../channels/index.ts';
 import { type Config, loadConfig } from '../config/index.ts';
 import {
   CANCEL_CHANNEL,
+  closePool,
   createPool,
   type EmbeddedPostgres,
   getTask,
@@ -110,7 +111,7 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
       timeoutMs: config.dbTimeoutMs,
       onError: (err) => log.warn({ err }, 'idle database connection lost'),
     });
-    cleanups.push(() => pool.end());
+    cleanups.push(() => closePool(pool));
     await migrate(pool);
 
     const types = new TaskTypes().register(demoTask);

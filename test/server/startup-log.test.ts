@@ -31,6 +31,10 @@ test('the default start and stop log no warnings', async () => {
     lines.some((l) => l.msg === 'taskwire listening'),
     'the logger was used',
   );
-  const warnings = lines.filter((l) => l.level >= 40).map((l) => l.msg);
-  assert.deepEqual(warnings, []);
+  const warnings = lines.filter((l) => l.level >= 40);
+  assert.deepEqual(
+    warnings.map((l) => l.msg),
+    [],
+    JSON.stringify(warnings),
+  );
 });
