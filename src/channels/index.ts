@@ -4,13 +4,13 @@ import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import { OriginPolicy, type Tokens } from '../auth/index.ts';
 import type { Config } from '../config/index.ts';
-import type { TaskService } from '../tasks/index.ts';
 import { Router } from './router.ts';
 import { Counters, DrainWatch, Session, type SessionLimits, type Transport } from './session.ts';
-import { taskChannel } from './task-channel.ts';
+import { type TaskTopicSource, taskChannel } from './task-channel.ts';
 import { RefusalLog, type SocketEndpoint, SocketQuota } from './transports/connect.ts';
 import { type LongPollRequest, type LongPollResponse, LongPollTransport } from './transports/longpoll.ts';
 import { WebSocketTransport } from './transports/websocket.ts';
+import { type UserTopicSource, userChannel } from './user-channel.ts';
 
 export { negotiateVersion } from './serializers/serializer.ts';
 export { v1 } from './serializers/v1.ts';
@@ -20,7 +20,8 @@ export type { LongPollRequest, LongPollResponse };
 export interface ChannelsOptions {
   /** Gets the 'upgrade' handling for /socket/websocket. */
   server: Server;
-  tasks: Pick<TaskService, 'join'>;
+  /** The tasks part, as the topic channels need it. */
+  tasks: TaskTopicSource & UserTopicSource;
   tokens: Pick<Tokens, 'verify'>;
   config: Pick<
     Config,
@@ -55,7 +56,7 @@ export function attachChannels(opts: ChannelsOptions): Channels {
   const log = opts.log.child({ part: 'channels' });
   const counters = new Counters();
   const drainWatch = new DrainWatch();
-  const router = new Router().add('task:*', taskChannel(opts.tasks));
+  const router = new Router().add('task:*', taskChannel(opts.tasks)).add('user:*', userChannel(opts.tasks));
   const limits: SessionLimits = {
     maxChannels: config.maxChannelsPerSocket,
     softBufferBytes: config.socketSoftBufferBytes,

@@ -1,6 +1,6 @@
 // Topic -> channel: which channel module serves a topic, and the contract a channel implements.
 // It must not know transports, serializers or what any particular topic means.
-import type { TaskEvent } from '../tasks/index.ts';
+import type { TopicEvent } from '../bus/index.ts';
 
 /** What a channel may do with its socket, handed to it at join. */
 export interface ChannelContext {
@@ -12,7 +12,7 @@ export interface ChannelContext {
    */
   accept(response: Record<string, unknown>): void;
   /** Delivers an event of this topic (broadcast form: null join_ref, null ref). */
-  push(event: TaskEvent): void;
+  push(event: TopicEvent): void;
   /** The channel's backing state is gone: phx_error to the client, the topic is freed. */
   crash(): void;
 }

@@ -1,7 +1,7 @@
 // One connection's channel table (Phoenix's socket.ex): joins, leaves, replies, FIFO order, rate
 // limit, slow-consumer flow control. Must not know how bytes travel or what a topic means.
 import type { Logger } from 'pino';
-import { ESSENTIAL_EVENTS, type TaskEvent } from '../tasks/index.ts';
+import type { TopicEvent } from '../bus/index.ts';
 import type { ChannelContext, ChannelHandler, JoinResult, Router } from './router.ts';
 import type { Message, Serializer } from './serializers/serializer.ts';
 
@@ -42,6 +42,11 @@ const TOO_MANY = { status: 'error', response: { reason: 'too many channels joine
 const JOIN_CRASHED = { ok: false, response: { reason: 'join crashed' } } as const;
 const CHANNEL_CRASH = { reason: 'channel_crash' };
 const EMPTY = {};
+
+/** Where a held-back `latest` event waits: per topic and key (several tasks share a user's topic). */
+function heldKey(topic: string, key: string): string {
+  return `${topic}\u0000${key}`;
+}
 
 /**
  * The one shared drain check: congested sessions hold conflated progress until their transport's
@@ -119,7 +124,7 @@ class JoinedChannel implements ChannelContext {
     this.session.accept(this, response);
   }
 
-  push(event: TaskEvent): void {
+  push(event: TopicEvent): void {
     this.session.deliver(this, event);
   }
 
@@ -143,8 +148,8 @@ export class Session {
   /** Token bucket for the inbound rate limit. */
   #tokens: number;
   #tokensAt = performance.now();
-  /** Conflated progress per topic, waiting for the transport to drain. */
-  #pending: Map<string, TaskEvent> | null = null;
+  /** The newest `latest` event per topic and key, held back until the transport drains. */
+  #pending: Map<string, TopicEvent> | null = null;
   readonly #resume = () => this.#afterAsync();
   readonly #resumeAfterError = (err: unknown) => {
     this.#o.log.error({ err }, 'socket message handling failed');
@@ -233,7 +238,7 @@ export class Session {
     this.#send(ch.joinRef, ch.ref, ch.topic, 'phx_reply', { status: 'ok', response });
   }
 
-  deliver(ch: JoinedChannel, event: TaskEvent): void {
+  deliver(ch: JoinedChannel, event: TopicEvent): void {
     if (this.#ended || !ch.live) return;
     const { softBufferBytes, hardBufferBytes } = this.#o.limits;
     const buffered = this.#transport.buffered();
@@ -242,31 +247,35 @@ export class Session {
       return;
     }
     const pending = this.#pending;
-    if (ESSENTIAL_EVENTS.has(event.name)) {
-      // Never dropped; an older conflated progress of the same topic goes first, to keep seq order.
-      const older = pending?.get(ch.topic);
-      if (older) {
-        pending!.delete(ch.topic);
-        this.#sendEvent(ch.topic, older);
+    if (event.class !== 'latest') {
+      // Never dropped or conflated; a held-back older event of the same key goes first, in order.
+      if (pending) {
+        const held = heldKey(ch.topic, event.key);
+        const older = pending.get(held);
+        if (older) {
+          pending.delete(held);
+          this.#sendEvent(older);
+        }
       }
-      this.#sendEvent(ch.topic, event);
+      this.#sendEvent(event);
       return;
     }
     if (buffered > softBufferBytes) {
+      const held = heldKey(ch.topic, event.key);
       if (!pending) {
-        this.#pending = new Map([[ch.topic, event]]);
+        this.#pending = new Map([[held, event]]);
         this.#o.drainWatch.watch(this);
       } else {
-        if (pending.has(ch.topic)) this.#o.counters.conflated += 1;
-        pending.set(ch.topic, event);
+        if (pending.has(held)) this.#o.counters.conflated += 1;
+        pending.set(held, event);
       }
       return;
     }
     if (pending) {
-      if (pending.delete(ch.topic)) this.#o.counters.conflated += 1;
+      if (pending.delete(heldKey(ch.topic, event.key))) this.#o.counters.conflated += 1;
       this.#flushPending();
     }
-    this.#sendEvent(ch.topic, event);
+    this.#sendEvent(event);
   }
 
   crash(ch: JoinedChannel): void {
@@ -435,7 +444,8 @@ export class Session {
     }
     ch.live = false;
     ch.gone = true;
-    this.#pending?.delete(ch.topic);
+    const pending = this.#pending;
+    if (pending) for (const [held, event] of pending) if (event.topic === ch.topic) pending.delete(held);
     this.#terminate(ch);
   }
 
@@ -460,11 +470,11 @@ export class Session {
   }
 
   /** Broadcast form [null, null, T, E, P], encoded once per serializer and shared by every subscriber. */
-  #sendEvent(topic: string, event: TaskEvent): void {
+  #sendEvent(event: TopicEvent): void {
     const key = this.#ser.name;
     let frame = event.frames[key];
     if (frame === undefined) {
-      frame = this.#ser.encode(null, null, topic, event.name, event.payload);
+      frame = this.#ser.encode(null, null, event.topic, event.name, event.payload);
       event.frames[key] = frame;
     }
     this.#o.counters.eventsOut += 1;
@@ -476,6 +486,6 @@ export class Session {
     if (!pending) return;
     this.#pending = null;
     this.#o.drainWatch.unwatch(this);
-    for (const [topic, event] of pending) this.#sendEvent(topic, event);
+    for (const event of pending.values()) this.#sendEvent(event);
   }
 }

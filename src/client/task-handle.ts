@@ -146,6 +146,7 @@ export class TaskHandle<R = unknown> {
       // the listeners hear one made from the state.
       const base: TaskEventBase = {
         task_id: task.task_id,
+        type: task.type,
         status: task.status,
         progress: task.progress,
         message: task.message,

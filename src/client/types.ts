@@ -1,73 +1,21 @@
-// The public shapes of api.md as the client sees them: the task, its events and their payloads.
-// Standalone on purpose: the client runs in browsers and must not import server code.
+// The public shapes of api.md as the client sees them: re-exported from the contract part (whose
+// task.ts and events.ts import nothing, so no server code reaches a browser), plus the SDK's own.
 
-export type TaskStatus = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
+export { TASK_EVENT_NAMES } from '../contract/events.ts';
+export type {
+  OutputCursor,
+  Task,
+  TaskAuditEvent,
+  TaskError,
+  TaskEventBase,
+  TaskEventName,
+  TaskEventPayloads,
+  TaskPage,
+  TaskStatus,
+} from '../contract/index.ts';
+export { TERMINAL_STATUSES } from '../contract/task.ts';
 
-export const TERMINAL_STATUSES: ReadonlySet<TaskStatus> = new Set(['completed', 'failed', 'cancelled']);
-
-/** A task, as `GET /api/tasks/:id` and the join reply return it. */
-export interface Task<R = unknown> {
-  task_id: string;
-  type: string;
-  status: TaskStatus;
-  /** 0..1, never decreasing within one attempt. */
-  progress: number;
-  message: string | null;
-  input: Record<string, unknown>;
-  /** Set when completed. */
-  result: R | null;
-  /** Set when failed. */
-  error: { message: string; [key: string]: unknown } | null;
-  attempt: number;
-  max_attempts: number;
-  /** The seq of the last event folded into this state. */
-  seq: number;
-  inserted_at: string;
-  updated_at: string;
-}
-
-/** One line of a task's audit trail (`GET /api/tasks/:id/events`). */
-export interface TaskAuditEvent {
-  id: number;
-  seq: number;
-  event: string;
-  attempt: number;
-  data: Record<string, unknown>;
-  inserted_at: string;
-}
-
-/** What every event pushed on `task:<id>` carries. */
-export interface TaskEventBase {
-  task_id: string;
-  status: TaskStatus;
-  progress: number;
-  message: string | null;
-  seq: number;
-  attempt: number;
-  /** Server time of the update, milliseconds since the epoch. */
-  at: number;
-}
-
-/** The payload of each event, by name. */
-export interface TaskEventPayloads<R = unknown> {
-  started: TaskEventBase;
-  progress: TaskEventBase;
-  retrying: TaskEventBase & { error: { message: string }; retry_at: string };
-  completed: TaskEventBase & { result: R };
-  failed: TaskEventBase & { error: { message: string } };
-  cancelled: TaskEventBase;
-}
-
-export type TaskEventName = keyof TaskEventPayloads;
-
-export const TASK_EVENT_NAMES: readonly TaskEventName[] = [
-  'started',
-  'progress',
-  'retrying',
-  'completed',
-  'failed',
-  'cancelled',
-];
+import type { Task, TaskEventName, TaskEventPayloads, TaskStatus } from '../contract/index.ts';
 
 /** What `task.on` accepts: the wire events, plus `update` (the new state after any change). */
 export type TaskListeners<R = unknown> = {
@@ -83,11 +31,6 @@ export interface ListOptions {
   limit?: number;
   /** `next_cursor` of the previous page. */
   cursor?: string;
-}
-
-export interface TaskPage {
-  tasks: Task[];
-  next_cursor: string | null;
 }
 
 export interface SubmitOptions {

@@ -24,7 +24,6 @@ export interface Config {
   /** How often the queue polls for jobs scheduled in the future. */
   pollIntervalMs: number;
   bodyLimitBytes: number;
-  lingerMs: number;
   snapshotIntervalMs: number;
   retryBaseMs: number;
   retryMaxMs: number;
@@ -53,7 +52,18 @@ export interface Config {
   nodeDeadAfterMs: number;
   /** Name of this process in logs and the nodes table. */
   nodeId: string | undefined;
+  /** What joins the nodes (api.md "Server"): one process, LISTEN/NOTIFY, or a message engine. */
+  bus: BusKind;
+  natsUrl: string | undefined;
+  redisUrl: string | undefined;
+  /** Keeps clusters sharing one engine apart; default: derived from the database's identity. */
+  busNamespace: string | undefined;
+  /** How often a node says on the bus that it is alive; silent for 5 times this, it is gone. */
+  busHeartbeatMs: number;
 }
+
+export type BusKind = 'memory' | 'postgres' | 'nats' | 'redis';
+const BUS_KINDS: BusKind[] = ['memory', 'postgres', 'nats', 'redis'];
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -91,6 +101,16 @@ function bool(env: Env, key: string, fallback: boolean): boolean {
   throw new ConfigError(`${key} must be true or false, got ${JSON.stringify(raw)}`);
 }
 
+/** api.md: `postgres` when DATABASE_URL is set, else `memory` (the embedded database is one process's). */
+function busKind(env: Env): BusKind {
+  const raw = str(env, 'TASKWIRE_BUS');
+  if (raw === undefined) return str(env, 'DATABASE_URL') ? 'postgres' : 'memory';
+  if (!BUS_KINDS.includes(raw as BusKind)) {
+    throw new ConfigError(`TASKWIRE_BUS must be one of ${BUS_KINDS.join(', ')}, got ${JSON.stringify(raw)}`);
+  }
+  return raw as BusKind;
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export function loadConfig(env: Env = process.env, overrides: Partial<Config> = {}): Config {
@@ -115,7 +135,6 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     dbPoolSize: int(env, 'TASKWIRE_DB_POOL_SIZE', 10, 2, 1000),
     pollIntervalMs: int(env, 'TASKWIRE_POLL_INTERVAL_MS', 1000, 10, 60_000),
     bodyLimitBytes: int(env, 'TASKWIRE_BODY_LIMIT', 1_048_576, 64),
-    lingerMs: int(env, 'TASKWIRE_LINGER_MS', 60_000, 0),
     snapshotIntervalMs: int(env, 'TASKWIRE_SNAPSHOT_INTERVAL_MS', 1000, 10, 60_000),
     retryBaseMs: int(env, 'TASKWIRE_RETRY_BASE_MS', 1000, 0),
     retryMaxMs: int(env, 'TASKWIRE_RETRY_MAX_MS', 300_000, 0),
@@ -135,8 +154,19 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     heartbeatIntervalMs: int(env, 'TASKWIRE_HEARTBEAT_MS', 2000, 100),
     nodeDeadAfterMs: int(env, 'TASKWIRE_NODE_DEAD_AFTER_MS', 10_000, 500),
     nodeId: str(env, 'TASKWIRE_NODE_ID'),
+    bus: busKind(env),
+    natsUrl: str(env, 'NATS_URL'),
+    redisUrl: str(env, 'REDIS_URL'),
+    busNamespace: str(env, 'TASKWIRE_BUS_NAMESPACE'),
+    busHeartbeatMs: int(env, 'TASKWIRE_BUS_HEARTBEAT_MS', 1000, 50, 60_000),
     ...overrides,
   };
+  if (config.bus === 'nats' && !config.natsUrl) throw new ConfigError('TASKWIRE_BUS=nats needs NATS_URL');
+  if (config.bus === 'redis' && !config.redisUrl) throw new ConfigError('TASKWIRE_BUS=redis needs REDIS_URL');
+  if (config.bus === 'postgres' && !config.databaseUrl) {
+    // The embedded database serves one process; `--processes` passes its URL to each worker.
+    throw new ConfigError('TASKWIRE_BUS=postgres needs DATABASE_URL (or `taskwire start --processes N`)');
+  }
   if (config.socketHardBufferBytes < config.socketSoftBufferBytes) {
     throw new ConfigError('TASKWIRE_SOCKET_HARD_BUFFER must be at least TASKWIRE_SOCKET_SOFT_BUFFER');
   }

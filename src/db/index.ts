@@ -1,13 +1,14 @@
 // The db part's public face: pool, migrations, the embedded launcher and every statement by name.
+
 export { type EmbeddedPostgres, startEmbeddedPostgres } from './embedded.ts';
 export { isDatabaseUnavailable } from './errors.ts';
 export { Listener, type ListenerOptions } from './listener.ts';
 export { loadMigrations, migrate, silentQueueLogger } from './migrate.ts';
 export { closePool, createPool, ping } from './pool.ts';
+export { aliveNodes } from './sql/aliveNodes.ts';
 export {
   type AttemptEnd,
   type AttemptRetry,
-  CANCEL_CHANNEL,
   type Claim,
   type ClaimResult,
   cancelQueued,
@@ -19,6 +20,7 @@ export {
 } from './sql/attempts.ts';
 export { getTask, getTaskByIdempotencyKey } from './sql/getTask.ts';
 export { type InFlightCounts, inFlightCounts } from './sql/inFlightCounts.ts';
+export { listActiveTasks } from './sql/listActiveTasks.ts';
 export { listEvents } from './sql/listEvents.ts';
 export { type ListFilter, listTasks } from './sql/listTasks.ts';
 export { type Snapshot, writeSnapshots } from './sql/snapshots.ts';

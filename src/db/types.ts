@@ -1,43 +1,15 @@
-// The task and audit-event shapes as stored, and as the public contract (api.md) shows them.
+// The task and audit-event rows as stored, mapped to the contract's shapes (api.md).
 import type pg from 'pg';
+import type { Task, TaskAuditEvent, TaskStatus } from '../contract/index.ts';
 
-export type TaskStatus = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
-export const TERMINAL_STATUSES: ReadonlySet<TaskStatus> = new Set(['completed', 'failed', 'cancelled']);
-
-export function isTerminal(status: TaskStatus): boolean {
-  return TERMINAL_STATUSES.has(status);
-}
-
-/** A task as api.md defines it: what GET returns and what a join reply carries. */
-export interface Task {
-  task_id: string;
-  type: string;
-  status: TaskStatus;
-  progress: number;
-  message: string | null;
-  input: Record<string, unknown>;
-  result: unknown;
-  error: { message: string; [key: string]: unknown } | null;
-  attempt: number;
-  max_attempts: number;
-  seq: number;
-  inserted_at: string;
-  updated_at: string;
-}
+export { isTerminal, type Task, type TaskStatus, TERMINAL_STATUSES } from '../contract/index.ts';
 
 /** A stored task: the public shape plus what only the server needs. */
 export interface TaskRecord extends Task {
   owner: string;
 }
 
-export interface TaskEventRecord {
-  id: number;
-  seq: number;
-  event: string;
-  attempt: number;
-  data: Record<string, unknown>;
-  inserted_at: string;
-}
+export type TaskEventRecord = TaskAuditEvent;
 
 /** A task to create (status queued). */
 export interface NewTask {
@@ -64,13 +36,16 @@ export interface TaskRow {
   error: Task['error'];
   attempt: number;
   max_attempts: number;
+  priority: number;
+  scheduled_at: Date | null;
+  node_id: string | null;
   seq: string | number;
   inserted_at: Date;
   updated_at: Date;
 }
 
 export const TASK_COLUMNS =
-  'id, owner, type, status, progress, message, input, result, error, attempt, max_attempts, seq, inserted_at, updated_at';
+  'id, owner, type, status, progress, message, input, result, error, attempt, max_attempts, priority, scheduled_at, node_id, seq, inserted_at, updated_at';
 
 export function toTaskRecord(row: TaskRow): TaskRecord {
   return {
@@ -85,6 +60,11 @@ export function toTaskRecord(row: TaskRow): TaskRecord {
     error: row.error ?? null,
     attempt: row.attempt,
     max_attempts: row.max_attempts,
+    priority: row.priority,
+    scheduled_at: row.scheduled_at ? row.scheduled_at.toISOString() : null,
+    // The row keeps the last node that ran it; the task names one only while it runs.
+    node: row.status === 'running' ? row.node_id : null,
+    output: { start: 0, next: 0 },
     seq: Number(row.seq),
     inserted_at: row.inserted_at.toISOString(),
     updated_at: row.updated_at.toISOString(),

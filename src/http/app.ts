@@ -23,6 +23,8 @@ export interface HttpAppOptions {
   /** Browser origins whose pages may call the API (CORS); empty means any. */
   allowedOrigins: string[];
   notReady: () => Promise<string | null>;
+  /** What works only in part (e.g. `bus`: other nodes' events don't arrive), for /readyz. */
+  degraded?: () => string[];
   longPoll?: LongPollHandler;
 }
 
@@ -44,7 +46,7 @@ export function buildHttpApp(opts: HttpAppOptions): FastifyInstance {
   });
   registerApiDocs(app); // before the routes, so that it sees them
   allowBrowserOrigins(app, new OriginPolicy(opts.allowedOrigins));
-  app.register(healthRoutes, { notReady: opts.notReady, metrics: opts.metrics });
+  app.register(healthRoutes, { notReady: opts.notReady, degraded: opts.degraded, metrics: opts.metrics });
   app.register(taskRoutes, {
     service: opts.service,
     tokens: opts.tokens,

@@ -1,23 +1,8 @@
-// Every HTTP error taskwire answers, in one place: api.md's codes, their statuses, and the body
-// shape {"error": {"code", "message", ...details}}. No route invents its own; no stack leaves.
-export const ERROR_STATUS = {
-  bad_request: 400,
-  unauthorized: 401,
-  not_found: 404,
-  conflict: 409,
-  payload_too_large: 413,
-  unsupported_media_type: 415,
-  validation_failed: 422,
-  rate_limited: 429,
-  internal: 500,
-  unavailable: 503,
-} as const;
+// Every HTTP error taskwire answers: api.md's codes and statuses (owned by the contract part), and
+// the body shape {"error": {"code", "message", ...details}}. No route invents its own; no stack leaves.
+import { ERROR_STATUS, type ErrorBody, type ErrorCode, type FieldDetail } from '../contract/index.ts';
 
-export type ErrorCode = keyof typeof ERROR_STATUS;
-
-export interface ErrorBody {
-  error: { code: ErrorCode; message: string; [detail: string]: unknown };
-}
+export { ERROR_STATUS, type ErrorBody, type ErrorCode, type FieldDetail } from '../contract/index.ts';
 
 export class HttpError extends Error {
   override name = 'HttpError';
@@ -35,11 +20,6 @@ export class HttpError extends Error {
   body(): ErrorBody {
     return { error: { code: this.code, message: this.message, ...this.details } };
   }
-}
-
-export interface FieldDetail {
-  field: string;
-  message: string;
 }
 
 export function validationFailed(fields: FieldDetail[]): HttpError {

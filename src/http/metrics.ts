@@ -21,6 +21,18 @@ export interface MetricSources {
   snapshotPending(): number;
   /** The database's view of what is in flight; without it those gauges are not reported. */
   counts?(): Promise<InFlightCounts>;
+  /** The bus between nodes (absent for a lone node). */
+  bus?(): BusFigures;
+}
+
+/** Running totals and state of the bus, as the cluster and its transport count them. */
+export interface BusFigures {
+  up: boolean;
+  peers: number;
+  eventsOut: number;
+  eventsIn: number;
+  dropped: number;
+  reconnects: number;
 }
 
 export function createMetrics(sources: () => MetricSources) {
@@ -89,6 +101,36 @@ export function createMetrics(sources: () => MetricSources) {
   totalCounter('taskwire_events_delivered_total', 'Task events written to client connections', (s) =>
     s.eventsOut(),
   );
+  gauge('taskwire_bus_up', 'The bus to the other nodes is connected (1), or down (0)', (s) =>
+    s.bus ? Number(s.bus().up) : 1,
+  );
+  gauge('taskwire_bus_peers', 'Other nodes heard on the bus recently', (s) => s.bus?.().peers ?? 0);
+  totalCounter(
+    'taskwire_bus_events_published_total',
+    'Events sent to other nodes (one per receiving node)',
+    (s) => s.bus?.().eventsOut ?? 0,
+  );
+  totalCounter(
+    'taskwire_bus_events_received_total',
+    'Events received from other nodes',
+    (s) => s.bus?.().eventsIn ?? 0,
+  );
+  totalCounter(
+    'taskwire_bus_messages_dropped_total',
+    'Bus messages dropped as malformed or forged',
+    (s) => s.bus?.().dropped ?? 0,
+  );
+  totalCounter(
+    'taskwire_bus_reconnects_total',
+    'Reconnections of the bus after a loss',
+    (s) => s.bus?.().reconnects ?? 0,
+  );
+  const busLag = new Histogram({
+    name: 'taskwire_bus_lag_seconds',
+    help: 'From an event leaving the node that published it to its arrival here',
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [registry],
+  });
 
   // Tasks by status and queue depth: one query per scrape, shared by the gauges below (a scrape
   // collects every metric at once, so they all find the read in flight). When it fails (the
@@ -146,7 +188,7 @@ export function createMetrics(sources: () => MetricSources) {
     registers: [registry],
   });
 
-  return { registry, tasksCreated, attempts, progressIn, snapshotFlush, snapshotRows, queuePickup };
+  return { registry, tasksCreated, attempts, progressIn, snapshotFlush, snapshotRows, queuePickup, busLag };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

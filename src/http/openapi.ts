@@ -6,59 +6,15 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance, FastifySchema } from 'fastify';
 import Type, { type TSchema } from 'typebox';
+import { AuditEventSchema, ErrorBodySchema, TaskSchema, TaskStatusSchema } from '../contract/index.ts';
 import { ERROR_STATUS, type ErrorCode } from './errors.ts';
 
 export const DOCS_PREFIX = '/docs';
 
-const Status = Type.Union(
-  ['queued', 'running', 'completed', 'failed', 'cancelled'].map((s) => Type.Literal(s)),
-);
-
-const Task = Type.Object(
-  {
-    task_id: Type.String({ format: 'uuid', description: 'UUIDv7 (time-ordered)' }),
-    type: Type.String(),
-    status: Status,
-    progress: Type.Number({ minimum: 0, maximum: 1, description: 'never decreasing within one attempt' }),
-    message: Type.Union([Type.String(), Type.Null()], {
-      description: 'optional human text from the handler',
-    }),
-    input: Type.Object({}, { additionalProperties: true }),
-    result: Type.Unknown({ description: 'set when completed' }),
-    error: Type.Union(
-      [Type.Object({ message: Type.String() }, { additionalProperties: true }), Type.Null()],
-      {
-        description: 'set when failed',
-      },
-    ),
-    attempt: Type.Integer({ description: '1 on first run, grows on retry' }),
-    max_attempts: Type.Integer(),
-    seq: Type.Integer({ description: 'per-task event sequence, strictly increasing' }),
-    inserted_at: Type.String({ format: 'date-time' }),
-    updated_at: Type.String({ format: 'date-time' }),
-  },
-  { description: 'A task (api.md "Task")' },
-);
-
-const AuditEvent = Type.Object({
-  id: Type.Integer(),
-  seq: Type.Integer(),
-  event: Type.String({ description: 'created, started, progress (checkpoints), retrying, completed, ...' }),
-  attempt: Type.Integer(),
-  data: Type.Object({}, { additionalProperties: true }),
-  inserted_at: Type.String({ format: 'date-time' }),
-});
-
-const ErrorBody = Type.Object({
-  error: Type.Object(
-    {
-      code: Type.String({ enum: Object.keys(ERROR_STATUS) }),
-      message: Type.String(),
-      details: Type.Optional(Type.Array(Type.Object({ field: Type.String(), message: Type.String() }))),
-    },
-    { additionalProperties: true },
-  ),
-});
+const Status = TaskStatusSchema;
+const Task = TaskSchema;
+const AuditEvent = AuditEventSchema;
+const ErrorBody = ErrorBodySchema;
 
 const Health = Type.Object({ status: Type.String(), reason: Type.Optional(Type.String()) });
 

@@ -6,16 +6,17 @@ import type { FastifyInstance } from 'fastify';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { loadOrCreateSecret, Tokens } from '../auth/index.ts';
+import { type BusTransport, Cluster, PubSub } from '../bus/index.ts';
 import { attachChannels, type Channels } from '../channels/index.ts';
 import { type Config, loadConfig } from '../config/index.ts';
+import { TASK_TOPIC_PREFIX, taskTopic } from '../contract/index.ts';
 import {
-  CANCEL_CHANNEL,
+  aliveNodes,
   closePool,
   createPool,
   type EmbeddedPostgres,
   getTask,
   inFlightCounts,
-  Listener,
   migrate,
   ping,
   startEmbeddedPostgres,
@@ -28,11 +29,12 @@ import {
   Runner,
   Snapshotter,
   Supervisor,
-  type TaskActor,
+  TaskFeed,
   TaskService,
   type TaskType,
   TaskTypes,
 } from '../tasks/index.ts';
+import { createBusTransport } from './bus-transport.ts';
 import { createLogger } from './logger.ts';
 import { loadTaskModules } from './task-modules.ts';
 
@@ -44,6 +46,8 @@ export interface StartOptions {
   /** Task types to run besides the built-in `demo` (the embedding API). */
   tasks?: TaskType[];
   log?: Logger;
+  /** The bus transport to use instead of the one the config names (tests: a shared in-memory engine). */
+  busTransport?: BusTransport;
 }
 
 export interface TaskwireServer {
@@ -56,6 +60,7 @@ export interface TaskwireServer {
   readonly service: TaskService;
   readonly registry: Registry;
   readonly supervisor: Supervisor;
+  readonly pubsub: PubSub;
   readonly snapshotter: Snapshotter;
   readonly runner: Runner;
   readonly channels: Channels;
@@ -120,6 +125,23 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
 
     let metrics: ReturnType<typeof createMetrics> | undefined;
     const load = (id: string) => getTask(pool, id);
+    const registry = new Registry();
+    // The bus: a lone node (memory) has none; otherwise the cluster protocol over a transport.
+    const transport =
+      opts.busTransport ??
+      (config.bus === 'memory' ? undefined : await createBusTransport(config, databaseUrl, log));
+    const cluster = transport
+      ? new Cluster({ nodeId, transport, log: log.child({ part: 'bus' }), beatMs: config.busHeartbeatMs })
+      : undefined;
+    if (cluster) cluster.onLag = (ms) => metrics?.busLag.observe(ms / 1000);
+    const pubsub = new PubSub({
+      cluster,
+      log,
+      // A task running here keeps feeding its subscribers here while the bus is down.
+      isLocalFeed: (topic) =>
+        topic.startsWith(TASK_TOPIC_PREFIX) && registry.has(topic.slice(TASK_TOPIC_PREFIX.length)),
+    });
+    const feed = new TaskFeed(pubsub);
     const snapshotter = new Snapshotter({
       pool,
       intervalMs: config.snapshotIntervalMs,
@@ -130,20 +152,21 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
       },
     });
     const supervisor = new Supervisor({
-      lingerMs: config.lingerMs,
+      registry,
+      feed,
       log,
       load,
-      dirty: (actor: TaskActor) => {
+      dirty: (actor) => {
         metrics?.progressIn.inc();
         snapshotter.markDirty(actor);
       },
+      lost: (taskId) => pubsub.lose(taskTopic(taskId)),
     });
-    const registry = new Registry(load, supervisor);
-    supervisor.registry = registry;
     const runner = new Runner({
       pool,
       registry,
       supervisor,
+      feed,
       types,
       nodeId,
       retryBaseMs: config.retryBaseMs,
@@ -154,11 +177,13 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
     const service = new TaskService({
       pool,
       registry,
-      supervisor,
       runner,
+      feed,
+      pubsub,
       types,
       defaultType: config.defaultTaskType,
       defaultMaxAttempts: config.defaultMaxAttempts,
+      nodeId,
       log,
       onCreated: (task) => metrics?.tasksCreated.inc({ type: task.type }),
     });
@@ -166,16 +191,12 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
       throw new Error(`TASKWIRE_DEFAULT_TYPE ${config.defaultTaskType} is not a registered task type`);
     }
 
+    // Before anything runs here, hear what the live nodes want (design.md: a join anywhere gets
+    // every event), so the first events of a task claimed here reach their remote subscribers.
+    await pubsub.start(cluster ? await aliveNodes(pool, config.nodeDeadAfterMs) : []);
+    cleanups.push(() => pubsub.stop());
     snapshotter.start();
     cleanups.push(() => snapshotter.stop());
-    // Cancels of tasks running here, requested through another process.
-    const listener = new Listener({
-      connectionString: databaseUrl,
-      channels: { [CANCEL_CHANNEL]: (taskId) => runner.cancel(taskId) },
-      onError: (err) => log.warn({ err }, 'notification listener lost its connection; reconnecting'),
-    });
-    await listener.start();
-    cleanups.push(() => listener.stop());
 
     let worker: QueueWorker | undefined;
     let channels: Channels | undefined;
@@ -187,6 +208,13 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
       liveActors: () => registry.size,
       snapshotPending: () => snapshotter.pending,
       counts: () => inFlightCounts(pool),
+      bus: cluster
+        ? () => {
+            const c = cluster.stats();
+            const t = cluster.transport.stats();
+            return { ...c, dropped: c.dropped + t.dropped, reconnects: t.reconnects };
+          }
+        : undefined,
     }));
 
     const app = buildHttpApp({
@@ -202,6 +230,7 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
         if (!worker?.running) return 'queue workers not running';
         return null;
       },
+      degraded: () => (pubsub.available ? [] : ['bus']),
       longPoll: (req) => channels!.longPoll(req),
     });
     cleanups.push(() => app.close());
@@ -244,7 +273,10 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
     const port = typeof address === 'object' && address ? address.port : config.port;
     const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-    log.info({ url, node: nodeId, embedded: Boolean(embedded), types: types.names() }, 'taskwire listening');
+    log.info(
+      { url, embedded: Boolean(embedded), bus: transport?.kind ?? 'memory', types: types.names() },
+      'taskwire listening',
+    );
 
     let stopping: Promise<void> | undefined;
     const stop = () => {
@@ -276,6 +308,7 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
       service,
       registry,
       supervisor,
+      pubsub,
       snapshotter,
       runner,
       channels,

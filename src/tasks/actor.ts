@@ -1,139 +1,163 @@
-// TaskActor: one task's live state (the GenServer of the seed). Every change runs to completion
-// synchronously (no await inside a change), bumps seq, folds the event into the state and hands
-// one event object to the hub. No database on this path: the snapshotter persists in the
-// background, and terminal states are folded in only after the runner has persisted them.
-import { isTerminal, type TaskRecord } from '../db/index.ts';
-import { makeEvent, type TaskEventName } from './events.ts';
-import { TaskHub } from './hub.ts';
+// TaskActor: the live state of one task while an attempt of it runs on this node (the GenServer of
+// the seed). Only its own methods change its state; each change runs to completion synchronously
+// (no await inside), bumps seq, folds the event into the state and publishes it through the feed.
+// No database on this path: the snapshotter persists in the background, and a transition
+// (completed, failed, cancelled, retrying) is folded in only after the runner has persisted it.
+
+import type { TaskEventName } from '../contract/index.ts';
+import type { Snapshot } from '../db/index.ts';
+import { isTerminal, publicTask, type Task, type TaskRecord } from '../db/index.ts';
+import { type TaskFeed, type TaskTopics, topicsOf } from './feed.ts';
 
 export interface ActorHooks {
-  /** The actor has unsaved progress. */
+  /** The actor has progress not yet saved. */
   dirty(actor: TaskActor): void;
   /** A method threw: the supervisor replaces the actor. */
   crashed(actor: TaskActor, err: unknown): void;
-  /** The actor reached a terminal state. */
-  terminal(actor: TaskActor): void;
 }
 
-/** What the runner needs to end an attempt: the values to persist. */
+/** What the runner persists when an attempt ends. */
 export interface PendingEnd {
   seq: number;
   progress: number;
   message: string | null;
 }
 
+/** A progress audit checkpoint each time progress crosses another tenth. */
+const CHECKPOINTS = 10;
+const MAX_MESSAGE = 10_000;
+
+export type Transition = Exclude<TaskEventName, 'started' | 'progress' | 'retried'>;
+
 export class TaskActor {
   readonly id: string;
-  readonly hub: TaskHub;
-  state: TaskRecord;
-  /** Aborts the running attempt of this process, when there is one. */
-  attempt: AbortController | null = null;
-  /** A terminal (or retry) write is in flight: progress is no longer accepted. */
-  closing = false;
-  /** Progress seq of the last snapshot handed to the snapshotter, and of its last audit checkpoint. */
-  savedSeq = 0;
-  checkpointProgress = 0;
-  stopped = false;
-  lingerTimer: NodeJS.Timeout | undefined;
+  readonly owner: string;
+  /** The attempt this actor runs: its signal fires on cancel, timeout and shutdown. */
+  readonly attempt: AbortController;
+  readonly #topics: TaskTopics;
+  readonly #feed: TaskFeed;
   readonly #hooks: ActorHooks;
-  #settleWaiters: Array<(task: TaskRecord) => void> = [];
+  #state: TaskRecord;
+  /** A transition is being persisted: progress is no longer accepted. */
+  #closing = false;
+  #stopped = false;
+  /** seq of the last snapshot written, and progress of the last audit checkpoint. */
+  #savedSeq: number;
+  #checkpointProgress = 0;
 
-  constructor(state: TaskRecord, hooks: ActorHooks) {
+  constructor(state: TaskRecord, attempt: AbortController, feed: TaskFeed, hooks: ActorHooks) {
     this.id = state.task_id;
-    this.state = state;
-    this.savedSeq = state.seq;
+    this.owner = state.owner;
+    this.attempt = attempt;
+    this.#state = { ...state };
+    this.#savedSeq = state.seq;
+    this.#feed = feed;
     this.#hooks = hooks;
-    this.hub = new TaskHub(state);
+    this.#topics = topicsOf(state);
   }
 
-  get owner(): string {
-    return this.state.owner;
+  /** The state as of the last event (a copy). */
+  get state(): TaskRecord {
+    return { ...this.#state };
   }
 
-  /** A new attempt was claimed: take its state and announce `started`. */
-  start(claimed: TaskRecord, controller: AbortController): void {
-    try {
-      this.attempt = controller;
-      this.closing = false;
-      this.checkpointProgress = 0;
-      this.state = claimed;
-      this.savedSeq = claimed.seq;
-      this.#emit('started', {}, false); // the claim already gave `started` its seq
-    } catch (err) {
-      this.#hooks.crashed(this, err);
-    }
+  /** The public shape, for a GET or a join reply. */
+  get task(): Task {
+    return publicTask(this.#state);
   }
 
-  /** ctx.progress(): clamp to 0..1, never backwards within an attempt; drop calls after the end. */
+  get seq(): number {
+    return this.#state.seq;
+  }
+
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  /** Announces `started`: the claim gave the attempt its state and seq. */
+  start(): void {
+    this.#guard(() => this.#publish('started', {}));
+  }
+
+  /** ctx.progress(): clamp to 0..1, never backwards within an attempt; ignored once closing. */
   progress(fraction: number, message?: string): void {
-    try {
-      const s = this.state;
-      if (s.status !== 'running' || this.closing || this.stopped) return;
+    this.#guard(() => {
+      const s = this.#state;
+      if (s.status !== 'running' || this.#closing || this.#stopped) return;
       const f = Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : s.progress;
       s.progress = Math.max(f, s.progress);
       if (message !== undefined)
-        s.message = typeof message === 'string' ? message.slice(0, 10_000) : String(message);
-      this.#emit('progress');
+        s.message = typeof message === 'string' ? message.slice(0, MAX_MESSAGE) : String(message);
+      s.seq += 1;
+      this.#publish('progress', {});
       this.#hooks.dirty(this);
-    } catch (err) {
-      this.#hooks.crashed(this, err);
-    }
+    });
   }
 
-  /** Stops accepting progress and returns the values an attempt's end must persist. */
+  /** Stops accepting progress and returns the values the attempt's end must persist. */
   beginEnd(): PendingEnd {
-    this.closing = true;
-    return { seq: this.state.seq + 1, progress: this.state.progress, message: this.state.message };
+    this.#closing = true;
+    const s = this.#state;
+    return { seq: s.seq + 1, progress: s.progress, message: s.message };
   }
 
   /**
-   * Folds a persisted transition (completed, failed, cancelled, retrying) into the state and
-   * announces it. `record` is the row as written; `extra` goes into the event payload.
+   * Folds a transition the runner has persisted (`record` is the row as written) and announces
+   * it; `extra` goes into the event payload. The actor's work is then done.
    */
-  commit(
-    name: Exclude<TaskEventName, 'started' | 'progress'>,
-    record: TaskRecord,
-    extra: Record<string, unknown> = {},
-  ): void {
+  end(name: Transition, record: TaskRecord, extra: Record<string, unknown> = {}): void {
+    this.#guard(() => {
+      if (this.#stopped) return;
+      this.#state = { ...record };
+      this.#savedSeq = record.seq;
+      this.#publish(name, extra);
+      this.#stopped = true;
+    });
+  }
+
+  /** The snapshot to write, or null when nothing changed since the last one. */
+  pendingSnapshot(): Snapshot | null {
+    const s = this.#state;
+    if (this.#stopped || this.#closing || s.status !== 'running' || s.seq <= this.#savedSeq) return null;
+    const checkpoint =
+      Math.floor(s.progress * CHECKPOINTS) > Math.floor(this.#checkpointProgress * CHECKPOINTS);
+    return {
+      taskId: this.id,
+      attempt: s.attempt,
+      seq: s.seq,
+      progress: s.progress,
+      message: s.message,
+      checkpoint,
+    };
+  }
+
+  /** The snapshot was written. */
+  snapshotSaved(snapshot: Snapshot): void {
+    this.#savedSeq = Math.max(this.#savedSeq, snapshot.seq);
+    if (snapshot.checkpoint) this.#checkpointProgress = snapshot.progress;
+  }
+
+  /** Ends the actor without announcing anything (it crashed, or its attempt was taken away). */
+  stop(): void {
+    this.#stopped = true;
+  }
+
+  #publish(name: TaskEventName, extra: Record<string, unknown>): void {
+    const at = Date.now();
+    this.#state.updated_at = new Date(at).toISOString();
+    this.#feed.event(this.#state, name, extra, this.#topics, at);
+  }
+
+  #guard(change: () => void): void {
     try {
-      if (record.seq <= this.state.seq && isTerminal(this.state.status)) return; // already folded
-      this.state = record;
-      this.savedSeq = record.seq;
-      this.closing = false;
-      this.attempt = null;
-      this.#emit(name, extra, false);
-      if (isTerminal(record.status)) {
-        const waiters = this.#settleWaiters;
-        this.#settleWaiters = [];
-        for (const w of waiters) w(record);
-        this.#hooks.terminal(this);
-      }
+      change();
     } catch (err) {
       this.#hooks.crashed(this, err);
     }
   }
 
-  /** Resolves when the task reaches a terminal state (for cancel, which waits for the attempt to end). */
-  settled(): Promise<TaskRecord> {
-    if (isTerminal(this.state.status)) return Promise.resolve(this.state);
-    return new Promise((resolve) => this.#settleWaiters.push(resolve));
-  }
-
-  #emit(name: TaskEventName, extra: Record<string, unknown> = {}, bump = true): void {
-    const s = this.state;
-    if (bump) s.seq += 1;
-    const at = Date.now();
-    s.updated_at = new Date(at).toISOString();
-    const event = makeEvent(name, {
-      task_id: s.task_id,
-      status: s.status,
-      progress: s.progress,
-      message: s.message,
-      seq: s.seq,
-      attempt: s.attempt,
-      at,
-      ...extra,
-    });
-    this.hub.publish(event, s);
+  /** True when the task's status says it is over. */
+  get done(): boolean {
+    return isTerminal(this.#state.status);
   }
 }

@@ -1,12 +1,18 @@
-// The tasks part's public face: actors, registry, supervisor, snapshotter, runner, task types.
-export { TaskActor } from './actor.ts';
+// The tasks part's public face: actors, registry, supervisor, snapshotter, runner, the feed of
+// task events onto topics, task types, and the service that http and channels use.
+export { type PendingEnd, TaskActor, type Transition } from './actor.ts';
 export { demoTask, sleep } from './demo.ts';
 export { AttemptTimeoutError, CancelledError, InputError, ShutdownError } from './errors.ts';
-export { ESSENTIAL_EVENTS, type TaskEvent, type TaskEventName, type TaskEventPayload } from './events.ts';
-export { TaskHub, type TaskSubscriber } from './hub.ts';
+export { TaskFeed, type TaskTopics, topicsOf } from './feed.ts';
 export { Registry } from './registry.ts';
 export { type Outcome, Runner, retryDelay } from './runner.ts';
-export { type CancelResult, type CreateRequest, type Subscription, TaskService } from './service.ts';
+export {
+  ACTIVE_TASKS_LIMIT,
+  type CancelResult,
+  type CreateRequest,
+  type JoinResult,
+  TaskService,
+} from './service.ts';
 export { Snapshotter } from './snapshotter.ts';
 export { Supervisor } from './supervisor.ts';
 export {

@@ -20,7 +20,9 @@ import {
   withTransaction,
 } from '../db/index.ts';
 import { enqueueTaskJob } from '../queue/index.ts';
+import type { Transition } from './actor.ts';
 import { AttemptTimeoutError, CancelledError, ShutdownError } from './errors.ts';
+import type { TaskFeed } from './feed.ts';
 import { GroupCommit } from './group-commit.ts';
 import type { Registry } from './registry.ts';
 import type { Supervisor } from './supervisor.ts';
@@ -30,6 +32,7 @@ export interface RunnerOptions {
   pool: pg.Pool;
   registry: Registry;
   supervisor: Supervisor;
+  feed: TaskFeed;
   types: TaskTypes;
   nodeId: string;
   retryBaseMs: number;
@@ -61,10 +64,17 @@ function errorOf(value: unknown): { message: string } {
   }
 }
 
+/** An attempt running on this node. */
+interface Running {
+  controller: AbortController;
+  /** The task as the attempt's end left it (null: fenced out, or the end could not be written). */
+  ended: Promise<TaskRecord | null>;
+}
+
 export class Runner {
   readonly #o: RunnerOptions;
-  /** Attempts running in this process, by task id. */
-  readonly active = new Map<string, AbortController>();
+  /** Attempts running on this node, by task id. */
+  readonly #active = new Map<string, Running>();
   #stopping = false;
   /** Attempts that start, or end, at the same time share one statement (one commit). */
   readonly #claims: GroupCommit<Claim, ClaimResult | null>;
@@ -83,13 +93,18 @@ export class Runner {
     // While the database is away, keep the job: a failed job could not be released either, and
     // would stay locked by this (live) process.
     const claim = await this.#persist(() =>
-      this.#claims.submit({ taskId, nodeId: this.#o.nodeId, minSeq: live?.state.seq ?? 0 }),
+      this.#claims.submit({ taskId, nodeId: this.#o.nodeId, minSeq: live?.seq ?? 0 }),
     );
     if (!claim) return this.#unclaimable(taskId);
     const controller = new AbortController();
-    const actor = registry.adopt(claim.task);
-    actor.start(claim.task, controller);
-    this.active.set(taskId, controller);
+    let settle!: (record: TaskRecord | null) => void;
+    const ended = new Promise<TaskRecord | null>((resolve) => {
+      settle = resolve;
+    });
+    const running: Running = { controller, ended };
+    this.#o.supervisor.start(claim.task, controller).start();
+    this.#active.set(taskId, running);
+    let endRecord: TaskRecord | null = null;
     const taskLog = this.#o.log.child({
       task_id: taskId,
       attempt: claim.task.attempt,
@@ -112,24 +127,37 @@ export class Runner {
         },
         'attempt ended',
       );
-      await this.#end(taskId, claim.task, controller, outcome);
+      endRecord = await this.#end(taskId, claim.task, controller, outcome);
     } finally {
-      if (this.active.get(taskId) === controller) this.active.delete(taskId);
+      if (this.#active.get(taskId) === running) this.#active.delete(taskId);
+      settle(endRecord);
     }
   }
 
-  /** Aborts the attempt of a task running here; false when none runs here. */
-  cancel(taskId: string): boolean {
-    const controller = this.active.get(taskId);
-    if (!controller) return false;
-    if (!controller.signal.aborted) controller.abort(new CancelledError());
-    return true;
+  /** Attempts running on this node. */
+  get running(): number {
+    return this.#active.size;
+  }
+
+  isRunning(taskId: string): boolean {
+    return this.#active.has(taskId);
+  }
+
+  /**
+   * Aborts the attempt of a task running here and returns how it ended (the task as written),
+   * or undefined when no attempt of it runs here.
+   */
+  cancel(taskId: string): Promise<TaskRecord | null> | undefined {
+    const running = this.#active.get(taskId);
+    if (!running) return undefined;
+    if (!running.controller.signal.aborted) running.controller.abort(new CancelledError());
+    return running.ended;
   }
 
   /** Aborts every running attempt (shutdown deadline). */
   abortAll(): void {
     this.#stopping = true;
-    for (const controller of this.active.values()) {
+    for (const { controller } of this.#active.values()) {
       if (!controller.signal.aborted) controller.abort(new ShutdownError());
     }
   }
@@ -156,7 +184,7 @@ export class Runner {
       // A handler that outlives its attempt (it ignored its signal) must not move the next one.
       progress(fraction, message) {
         const actor = registry.get(taskId);
-        if (actor && actor.attempt === controller) actor.progress(fraction, message);
+        if (actor?.attempt === controller) actor.progress(fraction, message);
       },
       log,
     };
@@ -188,11 +216,15 @@ export class Runner {
     return { kind: 'failed', error: errorOf(reason), retryable: true };
   }
 
-  async #end(taskId: string, task: TaskRecord, controller: AbortController, outcome: Outcome): Promise<void> {
+  async #end(
+    taskId: string,
+    task: TaskRecord,
+    controller: AbortController,
+    outcome: Outcome,
+  ): Promise<TaskRecord | null> {
     const { registry, pool } = this.#o;
     const actor = registry.get(taskId);
-    const current = actor && actor.attempt === controller ? actor : undefined;
-    const pending = current?.beginEnd() ?? {
+    const pending = (actor?.attempt === controller ? actor : undefined)?.beginEnd() ?? {
       seq: task.seq + 1,
       progress: task.progress,
       message: task.message,
@@ -217,17 +249,12 @@ export class Runner {
         }),
       );
       if (!record) throw new ShutdownError(); // could not release it: the queue offers the job again
-      const actor = registry.get(taskId);
-      if (actor) {
-        // Announce it with the attempt that was interrupted, then let the actor go.
-        actor.commit(
-          'retrying',
-          { ...record, attempt: task.attempt },
-          { error, retry_at: record.updated_at },
-        );
-        this.#o.supervisor.maybeRelease(actor);
-      }
-      return;
+      // Announced with the attempt that was interrupted.
+      this.#announce(taskId, controller, { ...record, attempt: task.attempt }, 'retrying', {
+        error,
+        retry_at: record.updated_at,
+      });
+      return record;
     }
     if (outcome.kind === 'failed' && outcome.retryable && task.attempt < task.max_attempts) {
       const retryAt = new Date(
@@ -240,10 +267,11 @@ export class Runner {
           return row;
         }),
       );
-      return this.#announce(taskId, record, 'retrying', {
+      this.#announce(taskId, controller, record, 'retrying', {
         error: outcome.error,
         retry_at: retryAt.toISOString(),
       });
+      return record;
     }
     const end =
       outcome.kind === 'completed'
@@ -258,28 +286,39 @@ export class Runner {
         : end.status === 'failed'
           ? { error: end.error }
           : {};
-    this.#announce(taskId, record, end.status, extra);
+    this.#announce(taskId, controller, record, end.status, extra);
+    return record;
   }
 
+  /**
+   * Announces a persisted end through the attempt's actor (the current one, even if it was
+   * restarted meanwhile), or straight through the feed when it has none; then the actor goes.
+   */
   #announce(
     taskId: string,
+    controller: AbortController,
     record: TaskRecord | null,
-    name: 'retrying' | 'completed' | 'failed' | 'cancelled',
+    name: Transition,
     extra: Record<string, unknown>,
   ): void {
-    const actor = this.#o.registry.get(taskId); // the current one, even if it was restarted meanwhile
-    if (!actor) return;
+    const actor = this.#o.registry.get(taskId);
+    const current = actor?.attempt === controller ? actor : undefined;
     if (!record) {
-      // Fenced out: this attempt is no longer current (another process took the task over).
-      // Drop the stale actor; its subscribers rejoin and see the database's truth.
+      // Fenced out: this attempt is no longer current (another node took the task over). Drop
+      // the stale actor; its subscribers here rejoin and see the task as it is.
       this.#o.log.warn(
-        { task_id: actor.id, attempt: actor.state.attempt },
+        { task_id: taskId, attempt: current?.state.attempt },
         'attempt end refused: no longer current',
       );
-      this.#o.supervisor.crashed(actor, new Error('fenced out'));
+      if (current) this.#o.supervisor.evict(current);
       return;
     }
-    actor.commit(name, record, extra);
+    if (current) {
+      current.end(name, record, extra);
+      this.#o.supervisor.release(current);
+    } else {
+      this.#o.feed.event(record, name, extra);
+    }
   }
 
   /** Retries a statement while the database is unreachable (until shutdown). */
@@ -312,7 +351,6 @@ export class Runner {
       result: null,
       error,
     });
-    const actor = this.#o.registry.get(taskId);
-    if (actor && record) actor.commit('failed', record, { error });
+    if (record) this.#o.feed.event(record, 'failed', { error });
   }
 }

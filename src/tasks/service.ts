@@ -1,16 +1,20 @@
 // TaskService: the tasks part's public face for http and channels. Creating a task writes the
-// row, its `created` event and its job in ONE transaction; reads prefer the live actor; a join
-// subscribes and takes the state in one synchronous step.
-
+// row, its `created` event and its job in ONE transaction; reads take the live state wherever the
+// task runs (this node's actor, else the node named by the row, else the row); a join subscribes
+// to the topic first and reads the state after, so no event falls between the two; a cancel
+// reaches the attempt on whichever node runs it.
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { v7 as uuidv7 } from 'uuid';
+import type { PubSub, TopicSubscriber } from '../bus/index.ts';
+import { ADMIN_TOPIC, taskTopic, userTopic } from '../contract/index.ts';
 import {
   cancelQueued,
   getTask,
   getTaskByIdempotencyKey,
   isTerminal,
   type ListFilter,
+  listActiveTasks,
   listEvents,
   listTasks,
   type NewTask,
@@ -22,23 +26,23 @@ import {
   withTransaction,
 } from '../db/index.ts';
 import { createTasks, removeTaskJob } from '../queue/index.ts';
-import type { TaskActor } from './actor.ts';
 import { InputError } from './errors.ts';
+import type { TaskFeed } from './feed.ts';
 import { GroupCommit } from './group-commit.ts';
-import type { TaskSubscriber } from './hub.ts';
 import type { Registry } from './registry.ts';
 import type { Runner } from './runner.ts';
-import type { Supervisor } from './supervisor.ts';
 import type { TaskTypes } from './task-type.ts';
 
 export interface TaskServiceOptions {
   pool: pg.Pool;
   registry: Registry;
-  supervisor: Supervisor;
   runner: Runner;
+  feed: TaskFeed;
+  pubsub: PubSub;
   types: TaskTypes;
   defaultType: string;
   defaultMaxAttempts: number;
+  nodeId: string;
   log: Logger;
   /** Observes every task created (metrics). */
   onCreated?: (task: TaskRecord) => void;
@@ -57,11 +61,16 @@ export type CancelResult =
   | { kind: 'conflict'; task: Task }
   | { kind: 'accepted'; task: Task };
 
-export interface Subscription {
-  readonly task: Task;
-  /** Stops delivering this task's events to the subscriber. */
-  leave(): void;
-}
+/** A join's answer: the state to reply with, or why it is refused. */
+export type JoinResult<T> = { ok: true; state: T } | { ok: false; reason: 'unauthorized' | 'unavailable' };
+
+/** The tasks a `user:` or `admin:` join replies with. */
+export const ACTIVE_TASKS_LIMIT = 100;
+/** How long a node waits for another to say where a task it runs stands, or to cancel it. */
+const STATE_TIMEOUT_MS = 1000;
+const CANCEL_TIMEOUT_MS = 5000;
+const UNAUTHORIZED = { ok: false, reason: 'unauthorized' } as const;
+const UNAVAILABLE = { ok: false, reason: 'unavailable' } as const;
 
 export class TaskService {
   readonly #o: TaskServiceOptions;
@@ -73,6 +82,15 @@ export class TaskService {
     this.#creates = new GroupCommit(async (tasks) => {
       const created = new Map((await createTasks(opts.pool, tasks)).map((t) => [t.task_id, t]));
       return tasks.map((t) => created.get(t.id) ?? null);
+    });
+    // What other nodes may ask of this one about the tasks it runs.
+    const cluster = opts.pubsub.cluster;
+    cluster?.handle('task.state', (id) =>
+      typeof id === 'string' ? (opts.registry.get(id)?.state ?? null) : null,
+    );
+    cluster?.handle('task.cancel', async (id) => {
+      const ended = typeof id === 'string' ? opts.runner.cancel(id) : undefined;
+      return ended ? await ended : null;
     });
   }
 
@@ -101,6 +119,7 @@ export class TaskService {
     });
     if (record) {
       this.#o.onCreated?.(record);
+      this.#o.feed.created(record);
       return { task: publicTask(record), created: true };
     }
     // The idempotency key was used before by this owner: answer with that task.
@@ -109,11 +128,9 @@ export class TaskService {
     return { task: this.#liveOr(existing), created: false };
   }
 
-  /** The task's state (from the live actor when there is one), or null if not the owner's. */
+  /** The task's current state, or null if it is not the owner's. */
   async get(owner: string, id: string): Promise<Task | null> {
-    const live = this.#o.registry.get(id);
-    if (live) return live.owner === owner ? live.hub.state : null;
-    const task = await getTask(this.#o.pool, id);
+    const task = await this.#current(id);
     return task && task.owner === owner ? publicTask(task) : null;
   }
 
@@ -132,63 +149,153 @@ export class TaskService {
     const { registry, runner, pool } = this.#o;
     for (let tries = 0; tries < 3; tries++) {
       const live = registry.get(id);
-      const task = live ? live.state : await getTask(pool, id);
+      if (live) {
+        if (live.owner !== owner) return { kind: 'not_found' };
+        const ended = runner.cancel(id);
+        if (ended) return this.#accepted(await ended, live.state);
+      }
+      const task = await getTask(pool, id);
       if (!task || task.owner !== owner) return { kind: 'not_found' };
       if (isTerminal(task.status)) return { kind: 'conflict', task: publicTask(task) };
-      if (live?.attempt && runner.cancel(id)) {
-        return { kind: 'accepted', task: publicTask(await live.settled()) };
-      }
+      const here = runner.cancel(id); // it runs here, its actor being restarted
+      if (here) return this.#accepted(await here, task);
       if (task.status === 'queued') {
         const record = await withTransaction(pool, async (client) => {
-          const row = await cancelQueued(client, id, live?.state.seq ?? 0);
+          const row = await cancelQueued(client, id, 0);
           if (row) await removeTaskJob(client, id);
           return row;
         });
         if (record) {
-          registry.get(id)?.commit('cancelled', record);
+          this.#o.feed.event(record, 'cancelled');
           return { kind: 'accepted', task: publicTask(record) };
         }
         continue; // it started meanwhile: cancel it as a running task
       }
-      // Running in another process (or in one that died): mark it; its runner ends the attempt.
-      if (await requestCancel(pool, id)) return { kind: 'accepted', task: publicTask(task) };
+      // Running on another node (or on one that died): a durable mark first, which the node that
+      // claims it next honours, then the node that runs it is told.
+      if (!(await requestCancel(pool, id))) continue; // it ended meanwhile
+      const cluster = this.#o.pubsub.cluster;
+      if (task.node && cluster?.isPeer(task.node)) {
+        try {
+          const ended = (await cluster.request(
+            task.node,
+            'task.cancel',
+            id,
+            CANCEL_TIMEOUT_MS,
+          )) as TaskRecord | null;
+          if (ended) return { kind: 'accepted', task: publicTask(ended) };
+        } catch (err) {
+          this.#o.log.warn(
+            { err, task_id: id, node: task.node },
+            'cancel not confirmed by the node running it',
+          );
+        }
+      }
+      return { kind: 'accepted', task: publicTask(task) };
     }
     const task = await getTask(pool, id);
     return task ? { kind: 'conflict', task: publicTask(task) } : { kind: 'not_found' };
   }
 
+  // ---- topics ----
+
   /**
-   * Subscribes `sub` to the task's events. `onState` receives the state synchronously right
-   * after subscribing, before any event can reach `sub`, so nothing falls between the two and
-   * nothing arrives twice. Null when the task does not exist or is not the owner's.
+   * Subscribes `sub` to `task:<id>` and returns the state to reply with: every event after it
+   * reaches `sub` (possibly before this resolves; drop those not newer than the state's seq).
    */
-  async join(
-    owner: string,
-    id: string,
-    sub: TaskSubscriber,
-    onState: (task: Task) => void,
-  ): Promise<Subscription | null> {
-    const actor = await this.#o.registry.lookupOrStart(id);
-    if (!actor || actor.owner !== owner) {
-      if (actor) this.#o.supervisor.maybeRelease(actor);
-      return null;
+  async joinTask(owner: string, id: string, sub: TopicSubscriber): Promise<JoinResult<Task>> {
+    const { registry, pubsub } = this.#o;
+    const topic = taskTopic(id);
+    const live = registry.get(id);
+    if (live) {
+      // It runs here: subscribing and taking the state is one synchronous step.
+      if (live.owner !== owner) return UNAUTHORIZED;
+      void pubsub.subscribe(topic, sub);
+      return { ok: true, state: live.task };
     }
-    this.#o.supervisor.adopted(actor);
-    const task = actor.hub.subscribe(sub);
-    onState(task);
-    return {
-      task,
-      leave: () => this.#leave(actor, sub),
-    };
+    const interest = pubsub.subscribe(topic, sub);
+    try {
+      await interest;
+      const task = await this.#current(id);
+      if (!task || task.owner !== owner) {
+        pubsub.unsubscribe(topic, sub);
+        return UNAUTHORIZED;
+      }
+      if (!pubsub.available && !isTerminal(task.status) && !registry.has(id)) {
+        pubsub.unsubscribe(topic, sub);
+        return UNAVAILABLE;
+      }
+      return { ok: true, state: publicTask(task) };
+    } catch (err) {
+      pubsub.unsubscribe(topic, sub);
+      throw err;
+    }
   }
 
-  #leave(actor: TaskActor, sub: TaskSubscriber): void {
-    actor.hub.unsubscribe(sub);
-    if (!actor.stopped) this.#o.supervisor.maybeRelease(actor);
+  /** Subscribes `sub` to `user:<owner>` and returns the owner's tasks in flight. */
+  joinUser(owner: string, sub: TopicSubscriber): Promise<JoinResult<Task[]>> {
+    return this.#joinActive(userTopic(owner), owner, sub);
+  }
+
+  /** Subscribes `sub` to `admin:tasks` and returns every user's tasks in flight (with `owner`). */
+  joinAdmin(sub: TopicSubscriber): Promise<JoinResult<Task[]>> {
+    return this.#joinActive(ADMIN_TOPIC, null, sub);
+  }
+
+  leave(topic: string, sub: TopicSubscriber): void {
+    this.#o.pubsub.unsubscribe(topic, sub);
+  }
+
+  async #joinActive(topic: string, owner: string | null, sub: TopicSubscriber): Promise<JoinResult<Task[]>> {
+    const { pubsub } = this.#o;
+    try {
+      await pubsub.subscribe(topic, sub);
+      if (!pubsub.available) {
+        pubsub.unsubscribe(topic, sub);
+        return UNAVAILABLE;
+      }
+      const tasks = await listActiveTasks(this.#o.pool, owner, ACTIVE_TASKS_LIMIT);
+      return {
+        ok: true,
+        state: tasks.map((t) => (owner === null ? { ...this.#liveOr(t), owner: t.owner } : this.#liveOr(t))),
+      };
+    } catch (err) {
+      pubsub.unsubscribe(topic, sub);
+      throw err;
+    }
+  }
+
+  // ---- reading the live state ----
+
+  /** This node's actor, else the row, or (when the row says another live node runs it) that node's actor. */
+  async #current(id: string): Promise<TaskRecord | null> {
+    const live = this.#o.registry.get(id);
+    if (live) return live.state;
+    const row = await getTask(this.#o.pool, id);
+    const cluster = this.#o.pubsub.cluster;
+    if (!row?.node || row.node === this.#o.nodeId || !cluster?.isPeer(row.node)) return row;
+    try {
+      const remote = (await cluster.request(
+        row.node,
+        'task.state',
+        id,
+        STATE_TIMEOUT_MS,
+      )) as TaskRecord | null;
+      if (remote && remote.task_id === id && remote.seq >= row.seq) return remote;
+    } catch (err) {
+      this.#o.log.debug(
+        { err, task_id: id, node: row.node },
+        'live state not available; answering from the row',
+      );
+    }
+    return row;
+  }
+
+  #accepted(ended: TaskRecord | null, fallback: TaskRecord): CancelResult {
+    return { kind: 'accepted', task: publicTask(ended ?? fallback) };
   }
 
   #liveOr(record: TaskRecord): Task {
-    const live = this.#o.registry.get(record.task_id);
-    return live ? live.hub.state : publicTask(record);
+    return this.#o.registry.get(record.task_id)?.task ?? publicTask(record);
   }
 }

@@ -15,9 +15,6 @@ export interface SnapshotterOptions {
   onFlush?: (count: number, ms: number) => void;
 }
 
-/** A progress audit checkpoint every time progress crosses another tenth. */
-const CHECKPOINTS = 10;
-
 export class Snapshotter {
   readonly #opts: SnapshotterOptions;
   #dirty = new Set<TaskActor>();
@@ -58,18 +55,9 @@ export class Snapshotter {
     const snapshots: Snapshot[] = [];
     const actors: TaskActor[] = [];
     for (const actor of batch) {
-      const s = actor.state;
-      if (actor.stopped || actor.closing || s.status !== 'running' || s.seq <= actor.savedSeq) continue;
-      const checkpoint =
-        Math.floor(s.progress * CHECKPOINTS) > Math.floor(actor.checkpointProgress * CHECKPOINTS);
-      snapshots.push({
-        taskId: actor.id,
-        attempt: s.attempt,
-        seq: s.seq,
-        progress: s.progress,
-        message: s.message,
-        checkpoint,
-      });
+      const snapshot = actor.pendingSnapshot();
+      if (!snapshot) continue;
+      snapshots.push(snapshot);
       actors.push(actor);
     }
     if (snapshots.length === 0) return;
@@ -77,9 +65,7 @@ export class Snapshotter {
     try {
       await writeSnapshots(this.#opts.pool, snapshots);
       snapshots.forEach((snap, i) => {
-        const actor = actors[i];
-        actor.savedSeq = Math.max(actor.savedSeq, snap.seq);
-        if (snap.checkpoint) actor.checkpointProgress = snap.progress;
+        actors[i].snapshotSaved(snap);
       });
       this.#opts.onFlush?.(snapshots.length, performance.now() - started);
     } catch (err) {

@@ -1,101 +1,83 @@
-// Supervisor: keeps one task's fault away from every other task. An actor whose method throws
-// is dropped, its subscribers get `lost` (phx_error on the wire, so Phoenix clients rejoin and
-// get fresh state), and its attempt carries on with a fresh actor started from the database.
-// A terminal actor lingers for late joiners, then is freed.
+// Supervisor: starts the actor of each attempt and keeps one task's fault away from every other
+// (the seed's DynamicSupervisor). An actor whose method throws is replaced by a fresh one started
+// from the database (its attempt carries on), and the task's subscribers on this node are told
+// (phx_error), so Phoenix clients rejoin and get the fresh state.
 import type { Logger } from 'pino';
 import type { TaskRecord } from '../db/index.ts';
-import { isTerminal } from '../db/index.ts';
-import type { ActorHooks, TaskActor } from './actor.ts';
+import { type ActorHooks, TaskActor } from './actor.ts';
+import type { TaskFeed } from './feed.ts';
 import type { Registry } from './registry.ts';
 
 export interface SupervisorOptions {
-  lingerMs: number;
+  registry: Registry;
+  feed: TaskFeed;
   log: Logger;
   load: (id: string) => Promise<TaskRecord | null>;
   /** Told when an actor has unsaved progress. */
   dirty: (actor: TaskActor) => void;
+  /** Told when an actor's state was lost, with its task id (its local subscribers must rejoin). */
+  lost: (taskId: string) => void;
 }
 
-export class Supervisor implements ActorHooks {
-  readonly #opts: SupervisorOptions;
-  registry!: Registry;
+export class Supervisor {
+  readonly #o: SupervisorOptions;
+  readonly #hooks: ActorHooks;
   restarts = 0;
 
   constructor(opts: SupervisorOptions) {
-    this.#opts = opts;
+    this.#o = opts;
+    this.#hooks = {
+      dirty: (actor) => opts.dirty(actor),
+      crashed: (actor, err) => this.#crashed(actor, err),
+    };
   }
 
-  dirty(actor: TaskActor): void {
-    this.#opts.dirty(actor);
+  /** The actor of a claimed attempt, registered for its task. */
+  start(claimed: TaskRecord, attempt: AbortController): TaskActor {
+    const actor = new TaskActor(claimed, attempt, this.#o.feed, this.#hooks);
+    this.#o.registry.register(actor);
+    return actor;
   }
 
-  terminal(actor: TaskActor): void {
-    this.#scheduleStop(actor);
+  /** The attempt is over: the actor goes. */
+  release(actor: TaskActor): void {
+    actor.stop();
+    this.#o.registry.unregister(actor);
   }
 
-  /** Starts the linger clock for an actor that holds a finished task. */
-  #scheduleStop(actor: TaskActor): void {
-    clearTimeout(actor.lingerTimer);
-    if (this.#opts.lingerMs === 0) {
-      this.stop(actor);
-      return;
-    }
-    actor.lingerTimer = setTimeout(() => this.stop(actor), this.#opts.lingerMs);
-    actor.lingerTimer.unref();
+  /** Drops the actor of an attempt that can no longer end here (fenced out): its subscribers rejoin. */
+  evict(actor: TaskActor): void {
+    this.release(actor);
+    this.#o.lost(actor.id);
   }
 
-  /** Frees a finished actor. Its subscribers stay joined on their sockets; nothing more will come. */
-  stop(actor: TaskActor): void {
-    clearTimeout(actor.lingerTimer);
-    actor.stopped = true;
-    actor.hub.release();
-    this.registry.remove(actor);
-  }
-
-  /** Called for actors loaded for a join: finished ones linger, then go. */
-  adopted(actor: TaskActor): void {
-    if (isTerminal(actor.state.status) && !actor.lingerTimer) this.#scheduleStop(actor);
-  }
-
-  /** Frees an actor nobody needs any more: no subscribers, no attempt here, not lingering. */
-  maybeRelease(actor: TaskActor): void {
-    if (actor.hub.subscribers.size === 0 && !actor.attempt && !actor.lingerTimer) {
-      actor.stopped = true;
-      this.registry.remove(actor);
-    }
-  }
-
-  crashed(actor: TaskActor, err: unknown): void {
+  #crashed(actor: TaskActor, err: unknown): void {
     if (actor.stopped) return;
     this.restarts += 1;
-    this.#opts.log.error(
+    this.#o.log.error(
       { err, task_id: actor.id },
       'task actor crashed; restarting it from its last saved state',
     );
-    actor.stopped = true;
-    clearTimeout(actor.lingerTimer);
-    this.registry.remove(actor);
-    actor.hub.lose();
-    const attempt = actor.attempt;
-    const seq = actor.state.seq;
-    if (!attempt) return; // nothing runs here: the next lookup loads it afresh
-    this.#opts
+    const { attempt } = actor;
+    const { seq, attempt: attemptNo } = actor.state;
+    this.evict(actor);
+    this.#o
       .load(actor.id)
       .then((record) => {
-        if (!record || attempt.signal.aborted) return;
-        const fresh = this.registry.adopt({ ...record, seq: Math.max(record.seq, seq) });
-        fresh.attempt = attempt;
+        if (record?.status !== 'running' || record.attempt !== attemptNo) return;
+        if (attempt.signal.aborted || this.#o.registry.has(actor.id)) return;
+        this.start({ ...record, seq: Math.max(record.seq, seq) }, attempt);
       })
       .catch((loadErr: unknown) =>
-        this.#opts.log.error({ err: loadErr, task_id: actor.id }, 'actor restart failed'),
+        this.#o.log.error({ err: loadErr, task_id: actor.id }, 'actor restart failed'),
       );
   }
 
   /** Kills an actor as if it had crashed (operators and tests). */
   kill(taskId: string): boolean {
-    const actor = this.registry.get(taskId);
+    const actor = this.#o.registry.get(taskId);
     if (!actor) return false;
-    this.crashed(actor, new Error('killed'));
+    this.#crashed(actor, new Error('killed'));
     return true;
   }
 }

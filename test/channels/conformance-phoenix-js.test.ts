@@ -1,6 +1,7 @@
 // Protocol spec §8, cases 8.31-8.38: the official `phoenix` npm client over WebSocket against the
 // real server. Client timers are scaled down through its options (timeout, rejoinAfterMs) and the
 // server's idle timeout through config, so the file runs in seconds.
+
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -9,6 +10,7 @@ import { type Channel, Socket, type SocketConnectOption } from 'phoenix';
 import pino from 'pino';
 import { Tokens } from '../../src/auth/index.ts';
 import { attachChannels } from '../../src/channels/index.ts';
+import { taskTopic } from '../../src/contract/index.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { FakeTasks } from './fake-tasks.ts';
 import { deferred, eventually, within } from './wire.ts';
@@ -296,6 +298,6 @@ describe('phoenix.js over WebSocket (8.31-8.38)', () => {
     assert.equal(first.state, 'closed');
     assert.equal(second.state, 'joined');
     assert.equal(srv.server.channels.stats().channels, before);
-    assert.equal(srv.server.registry.get(task.task_id)?.hub.subscribers.size, 1);
+    assert.equal(srv.server.pubsub.subscribers(taskTopic(task.task_id)), 1);
   });
 });

@@ -1,17 +1,22 @@
-// FAKE, for channels unit tests only: an in-memory stand-in for TaskService.join with the same
-// contract (onState called synchronously right after subscribing), controllable join latency,
-// and hooks to emit events or lose a task's state. The real service is used by every other test.
+// FAKE task state, for channels unit tests only: tasks held in a map stand in for the database and
+// the actors, over a REAL PubSub (the bus part, one node), so the channels see the same topic
+// events, join window and losses as in a server. Controllable join latency and failures. The real
+// service is used by every other test.
+import pino from 'pino';
+import { PubSub, type TopicEvent, type TopicSubscriber, topicEvent } from '../../src/bus/index.ts';
+import { EVENT_CLASS, type TaskEventName, taskTopic, userTopic } from '../../src/contract/index.ts';
 import type { Task } from '../../src/db/index.ts';
-import type { TaskEvent, TaskEventName, TaskSubscriber } from '../../src/tasks/index.ts';
+import type { JoinResult } from '../../src/tasks/index.ts';
 
 interface FakeTask {
   task: Task;
-  subscribers: Set<TaskSubscriber>;
+  owner: string;
 }
 
 export class FakeTasks {
+  readonly pubsub = new PubSub({ log: pino({ level: 'silent' }) });
   readonly tasks = new Map<string, FakeTask>();
-  /** Milliseconds each join waits before subscribing (an async database load). */
+  /** Milliseconds each join waits after subscribing, before reading the state (a database read). */
   joinDelayMs = 0;
   /** When set, join throws (a database failure). */
   failJoins = false;
@@ -29,59 +34,75 @@ export class FakeTasks {
       error: null,
       attempt: 1,
       max_attempts: 3,
+      priority: 0,
+      scheduled_at: null,
+      node: null,
+      output: { start: 0, next: 0 },
       seq: 1,
       inserted_at: new Date().toISOString(),
       updated_at: new Date().toISOString(),
-      owner,
-    } as unknown as Task;
-    this.tasks.set(id, { task, subscribers: new Set() });
+    } satisfies Task;
+    this.tasks.set(id, { task, owner });
     return task;
   }
 
   subscribers(id: string): number {
-    return this.tasks.get(id)?.subscribers.size ?? 0;
+    return this.pubsub.subscribers(taskTopic(id));
   }
 
-  join = async (owner: string, id: string, sub: TaskSubscriber, onState: (task: Task) => void) => {
+  joinTask = async (owner: string, id: string, sub: TopicSubscriber): Promise<JoinResult<Task>> => {
     this.joins += 1;
-    if (this.joinDelayMs > 0) await new Promise((r) => setTimeout(r, this.joinDelayMs));
-    else await Promise.resolve();
-    if (this.failJoins) throw new Error('database unavailable');
+    const topic = taskTopic(id);
+    await this.pubsub.subscribe(topic, sub);
+    try {
+      if (this.joinDelayMs > 0) await new Promise((r) => setTimeout(r, this.joinDelayMs));
+      else await Promise.resolve();
+      if (this.failJoins) throw new Error('database unavailable');
+    } catch (err) {
+      this.pubsub.unsubscribe(topic, sub);
+      throw err;
+    }
     const t = this.tasks.get(id);
-    if (!t || (t.task as unknown as { owner: string }).owner !== owner) return null;
-    t.subscribers.add(sub);
-    const task = { ...t.task };
-    onState(task);
-    return { task, leave: () => t.subscribers.delete(sub) };
+    if (!t || t.owner !== owner) {
+      this.pubsub.unsubscribe(topic, sub);
+      return { ok: false, reason: 'unauthorized' };
+    }
+    return { ok: true, state: { ...t.task } };
   };
 
-  /** Publishes one event to every subscriber of the task (one shared object, like the hub). */
-  emit(id: string, name: TaskEventName, extra: Record<string, unknown> = {}): TaskEvent {
+  joinUser = async (owner: string, sub: TopicSubscriber): Promise<JoinResult<Task[]>> => {
+    await this.pubsub.subscribe(userTopic(owner), sub);
+    const tasks = [...this.tasks.values()].filter((t) => t.owner === owner).map((t) => ({ ...t.task }));
+    return { ok: true, state: tasks };
+  };
+
+  leave = (topic: string, sub: TopicSubscriber): void => {
+    this.pubsub.unsubscribe(topic, sub);
+  };
+
+  /** Publishes one event of the task on its topics (one shared object per topic, like the feed). */
+  emit(id: string, name: TaskEventName, extra: Record<string, unknown> = {}): TopicEvent {
     const t = this.tasks.get(id)!;
     t.task.seq += 1;
-    const event: TaskEvent = {
-      name,
-      payload: {
-        task_id: id,
-        status: t.task.status,
-        progress: t.task.progress,
-        message: null,
-        seq: t.task.seq,
-        attempt: 1,
-        at: Date.now(),
-        ...extra,
-      },
-      frames: {},
+    const payload = {
+      task_id: id,
+      type: t.task.type,
+      status: t.task.status,
+      progress: t.task.progress,
+      message: null,
+      seq: t.task.seq,
+      attempt: 1,
+      at: Date.now(),
+      ...extra,
     };
-    for (const sub of t.subscribers) sub.push(event);
+    const event = topicEvent(taskTopic(id), name, payload, EVENT_CLASS[name], id, t.task.seq);
+    this.pubsub.publish(event);
+    this.pubsub.publish(topicEvent(userTopic(t.owner), name, payload, EVENT_CLASS[name], id, t.task.seq));
     return event;
   }
 
   /** The task's live state is lost: every subscriber is told and dropped. */
   lose(id: string): void {
-    const t = this.tasks.get(id)!;
-    const subs = [...t.subscribers];
-    t.subscribers.clear();
-    for (const sub of subs) sub.lost();
+    this.pubsub.lose(taskTopic(id));
   }
 }

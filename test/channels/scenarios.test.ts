@@ -1,9 +1,11 @@
 // Whole-system scenarios of issue 3 against the real server: the seed's three tasks on one
 // socket, a reconnect mid-task, a slow consumer, and hostile frames while others are served.
+
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { Socket } from 'phoenix';
+import { taskTopic } from '../../src/contract/index.ts';
 import { defineTask } from '../../src/tasks/index.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { deferred, eventually, type Frame, Wire, within } from './wire.ts';
@@ -227,11 +229,12 @@ describe('scenarios', () => {
     const hoarder = await openWire(tight, token);
     assert.equal((await hoarder.call(['1', '1', topic, 'phx_join', {}]))[4].status, 'ok');
     hoarder.tcp!.pause();
-    // Each rejoin answers with the whole task (about 20 kB); the replies pile up unread.
-    const before = tight.server.channels.stats().channels;
+    // Each rejoin answers with the whole task (about 20 kB); the replies pile up unread. A rejoin
+    // replaces the channel in one step (its subscription never lapses), so the topic losing its
+    // last subscriber means the server cut the hoarder off.
     for (let i = 2; i < 1000; i++) hoarder.send([String(i), String(i), topic, 'phx_join', {}]);
     await eventually(
-      () => tight.server.channels.stats().channels < before,
+      () => tight.server.pubsub.subscribers(taskTopic(task.task_id)) === 0,
       10_000,
       'the hoarder was cut off',
     );
@@ -317,7 +320,7 @@ describe('scenarios', () => {
     assert.equal((await fresh.call(['1', '1', topic, 'phx_join', {}]))[4].status, 'ok');
     tolerant.close();
     await eventually(
-      () => slow.server.registry.get(task.task_id)?.hub.subscribers.size === 2,
+      () => slow.server.pubsub.subscribers(taskTopic(task.task_id)) === 2,
       5000,
       'exactly the victim and the fresh client subscribed',
     );

@@ -1,11 +1,13 @@
 // Property: no inbound frame, text or binary, crashes the protocol: decoders return a message or
 // a refusal, and a live server answers every hostile frame by replying or closing that one
 // connection (never with 1000), while other connections keep being served.
+
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import fc from 'fast-check';
 import WebSocket from 'ws';
 import { v1, v2 } from '../../src/channels/index.ts';
+import { taskTopic } from '../../src/contract/index.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { fcParams } from './settings.ts';
@@ -133,10 +135,6 @@ test('hostile frames on a live socket: a reply or a non-1000 close, and the serv
   // Nothing stays behind: every socket, channel and actor of the hostile connections is gone.
   await waitFor(() => t.server.channels.stats().sockets === 0, 'every fuzz socket to be released', 10_000);
   assert.equal(t.server.channels.stats().channels, 0, 'no joined channel left');
-  assert.equal(
-    t.server.registry.get(ownTask)?.hub.subscribers.size,
-    0,
-    'no subscription left on the live task',
-  );
+  assert.equal(t.server.pubsub.subscribers(taskTopic(ownTask)), 0, 'no subscription left on the live task');
   assert.equal(t.server.registry.size, 1, 'no actor left but the running task');
 });

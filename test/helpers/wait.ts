@@ -14,7 +14,7 @@ export async function waitFor<T>(
   }
 }
 
-/** Collects a task's events through the service, as a socket would receive them. */
+/** Collects a topic's events through the service, as a socket would receive them. */
 export function recorder() {
   const events: { name: string; payload: any }[] = [];
   let lost = 0;
@@ -24,7 +24,7 @@ export function recorder() {
       return lost;
     },
     sub: {
-      push(event: { name: string; payload: any }) {
+      deliver(event: { name: string; payload: any }) {
         events.push({ name: event.name, payload: event.payload });
       },
       lost() {

@@ -17,8 +17,7 @@ let alice: string;
 let bob: string;
 
 before(async () => {
-  // lingerMs 0: finished tasks leave memory at once, so lists read what the database holds.
-  t = await startTestServer({ tasks: [echo], config: { lingerMs: 0 } });
+  t = await startTestServer({ tasks: [echo] });
   alice = await t.token('alice');
   bob = await t.token('bob');
 });

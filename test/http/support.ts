@@ -12,8 +12,12 @@ export const TASK_FIELDS = [
   'inserted_at',
   'max_attempts',
   'message',
+  'node',
+  'output',
+  'priority',
   'progress',
   'result',
+  'scheduled_at',
   'seq',
   'status',
   'task_id',
@@ -37,6 +41,11 @@ export function assertTaskShape(task: any): void {
   assert.ok(Number.isInteger(task.attempt));
   assert.ok(Number.isInteger(task.max_attempts));
   assert.ok(Number.isInteger(task.seq));
+  assert.ok(Number.isInteger(task.priority) && task.priority >= -100 && task.priority <= 100);
+  assert.ok(task.scheduled_at === null || ISO.test(task.scheduled_at));
+  assert.ok(task.node === null || (typeof task.node === 'string' && task.status === 'running'));
+  assert.ok(Number.isInteger(task.output?.start) && Number.isInteger(task.output?.next));
+  assert.ok(task.output.start <= task.output.next);
   assert.match(task.inserted_at, ISO);
   assert.match(task.updated_at, ISO);
 }

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { redactUrl } from '../../src/server/logger.ts';
 import { defineTask } from '../../src/tasks/index.ts';
+import { joinTask } from '../helpers/join.ts';
 import { logSink } from '../helpers/log-sink.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { recorder, waitFor } from '../helpers/wait.ts';
@@ -30,10 +31,8 @@ test('a million progress updates in one task: another task keeps its latency', a
   const token = await t.token('alice');
   const spam = await t.createTask(token, { type: 'spammer' });
   const watcher = recorder();
-  let joinedSeq = 0;
-  await t.service.join('alice', spam.task_id, watcher.sub, (state) => {
-    joinedSeq = state.seq;
-  });
+  const joined = await joinTask(t.service, 'alice', spam.task_id, watcher.sub);
+  const joinedSeq = joined?.task.seq ?? 0;
   await waitFor(() => (t.server.registry.get(spam.task_id)?.state.progress ?? 0) > 0.01, 'the spam to start');
   const started = Date.now();
   const quick = await t.createTask(token, { steps: 5, interval_ms: 20 });

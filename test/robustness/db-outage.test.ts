@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { defineTask } from '../../src/tasks/index.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { joinTask } from '../helpers/join.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 import { recorder, waitFor } from '../helpers/wait.ts';
@@ -55,9 +56,9 @@ test('a database outage: 503s, live progress from memory, and recovery with noth
   const token = await t.token('alice');
   const task = await t.createTask(token, { type: 'stepwise' });
   const rec = recorder();
-  const sub = await t.service.join('alice', task.task_id, rec.sub, () => {});
+  const sub = await joinTask(t.service, 'alice', task.task_id, rec.sub);
   assert.ok(sub);
-  await waitFor(() => t.server.registry.get(task.task_id)?.attempt, 'the attempt to start');
+  await waitFor(() => t.server.registry.get(task.task_id), 'the attempt to start');
   step();
   await waitFor(() => rec.events.some((e) => e.payload.progress === 0.1), 'step 1');
 

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from '../../src/db/index.ts';
+import { joinTask } from '../helpers/join.ts';
 import { freePort } from '../helpers/process.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { recorder, waitFor } from '../helpers/wait.ts';
@@ -40,7 +41,7 @@ test('PostgreSQL stopped and started under load: nothing lost, no restart', asyn
   );
   const watched = tasks[0].task_id;
   const rec = recorder();
-  const sub = await t.service.join('alice', watched, rec.sub, () => {});
+  const sub = await joinTask(t.service, 'alice', watched, rec.sub);
   assert.ok(sub);
   await waitFor(() => rec.events.some((e) => e.name === 'progress'), 'progress before the stop');
 

@@ -1,8 +1,10 @@
-// Actor lifetime: a finished actor lingers for late joiners and then frees its memory; a
-// crashed actor's subscribers learn it (phx_error on the wire) and a rejoin gets fresh state.
+// Actor lifetime, through a real server: an actor lives exactly while its attempt runs on this
+// node (a finished task is answered from the database); a crashed actor's subscribers learn it
+// (phx_error on the wire) and a rejoin gets fresh state while the attempt goes on.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { defineTask } from '../../src/tasks/index.ts';
+import { joinTask } from '../helpers/join.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { recorder, waitFor } from '../helpers/wait.ts';
 
@@ -22,50 +24,34 @@ const gated = defineTask({
 let t: TestServer;
 let token: string;
 before(async () => {
-  t = await startTestServer({ tasks: [gated], config: { lingerMs: 300 } });
+  t = await startTestServer({ tasks: [gated] });
   token = await t.token('alice');
 });
 after(() => t.stop());
 
-test('a finished actor lingers, answers late joiners from memory, then frees itself', async () => {
-  const task = await t.createTask(token, { steps: 1, interval_ms: 0 });
-  const finished = await t.waitForStatus(token, task.task_id, ['completed']);
-  const actor = t.server.registry.get(task.task_id);
-  assert.ok(actor, 'the actor lingers after the terminal state');
-  const finishedAt = Date.parse(finished.updated_at);
-  const rec = recorder();
-  const late = await t.service.join('alice', task.task_id, rec.sub, () => {});
-  assert.equal(late?.task.status, 'completed');
-  await waitFor(() => !t.server.registry.get(task.task_id), 'the actor to be freed', 5000);
-  assert.ok(Date.now() - finishedAt >= 250, 'not before the linger time');
+test('an actor lives while its attempt runs; a finished task is answered from the database', async () => {
+  const task = await t.createTask(token, { type: 'gated' });
+  await waitFor(() => t.server.registry.get(task.task_id)?.state.progress === 0.25, 'first progress');
+  release();
+  await t.waitForStatus(token, task.task_id, ['completed']);
+  assert.equal(t.server.registry.get(task.task_id), undefined, 'the actor left with its attempt');
   assert.equal(t.server.registry.size, 0, 'an idle process holds no per-task memory');
-  // The row answers from then on.
-  const stored = (await t.api(token, 'GET', `/api/tasks/${task.task_id}`)).body;
-  assert.equal(stored.status, 'completed');
+  const rec = recorder();
+  const late = await joinTask(t.service, 'alice', task.task_id, rec.sub);
+  assert.equal(late?.task.status, 'completed');
+  assert.equal(late?.task.result, 'done');
+  assert.equal(t.server.registry.size, 0, 'a join starts no actor');
   late?.leave();
 });
 
-test('a join loads a finished task from the database, and the loaded actor is freed after the linger', async () => {
-  const task = await t.createTask(token, { steps: 1, interval_ms: 0 });
-  await t.waitForStatus(token, task.task_id, ['completed']);
-  await waitFor(() => !t.server.registry.get(task.task_id), 'the actor to be freed', 5000);
-  const sub = await t.service.join('alice', task.task_id, recorder().sub, () => {});
-  assert.equal(sub?.task.status, 'completed');
-  assert.ok(t.server.registry.get(task.task_id));
-  await waitFor(() => !t.server.registry.get(task.task_id), 'the loaded actor to be freed', 5000);
-  sub?.leave();
-});
-
-test('join gives the state and the subscription in one step: nothing missed, nothing twice', async () => {
+test('a join on the running node gives the state and the subscription in one step: nothing missed, nothing twice', async () => {
   const task = await t.createTask(token, { type: 'gated' });
   await waitFor(() => t.server.registry.get(task.task_id)?.state.progress === 0.25, 'first progress');
   const rec = recorder();
-  let stateSeq = -1;
-  const sub = await t.service.join('alice', task.task_id, rec.sub, (state) => {
-    stateSeq = state.seq;
-    assert.equal(rec.events.length, 0, 'no event before the state');
-  });
+  const sub = await joinTask(t.service, 'alice', task.task_id, rec.sub);
   assert.ok(sub);
+  assert.equal(sub.task.progress, 0.25, 'the live state, not the last snapshot');
+  const stateSeq = sub.task.seq;
   release();
   await t.waitForStatus(token, task.task_id, ['completed']);
   await waitFor(() => rec.events.some((e) => e.name === 'completed'), 'the completed event');
@@ -82,17 +68,20 @@ test('a crashed actor tells its subscribers, and a rejoin gets fresh state while
   await waitFor(() => t.server.registry.get(task.task_id)?.state.progress === 0.25, 'first progress');
   await t.server.snapshotter.flush();
   const rec = recorder();
-  const sub = await t.service.join('alice', task.task_id, rec.sub, () => {});
+  const sub = await joinTask(t.service, 'alice', task.task_id, rec.sub);
   assert.ok(sub);
   const seqBefore = sub.task.seq;
+  const crashed = t.server.registry.get(task.task_id);
   assert.equal(t.server.supervisor.kill(task.task_id), true);
   assert.equal(rec.lost, 1, 'the subscriber learned that the actor died');
-  // Rejoin (what a Phoenix client does after phx_error) gets the state again.
+  // Rejoin (what a Phoenix client does after phx_error) gets the state again, from the new actor.
+  await waitFor(() => {
+    const actor = t.server.registry.get(task.task_id);
+    return actor && actor !== crashed;
+  }, 'the restarted actor');
   const rec2 = recorder();
-  const again = await waitFor(
-    () => t.service.join('alice', task.task_id, rec2.sub, () => {}),
-    'a rejoin after the restart',
-  );
+  const again = await joinTask(t.service, 'alice', task.task_id, rec2.sub);
+  assert.ok(again);
   assert.equal(again.task.status, 'running');
   assert.ok(again.task.seq >= seqBefore, 'seq never goes backwards across a restart');
   release();
@@ -105,9 +94,10 @@ test('a crashed actor tells its subscribers, and a rejoin gets fresh state while
 
 test('another user cannot join a task; an unknown id joins nothing', async () => {
   const task = await t.createTask(token, { steps: 1, interval_ms: 0 });
-  assert.equal(await t.service.join('mallory', task.task_id, recorder().sub, () => {}), null);
+  assert.equal(await joinTask(t.service, 'mallory', task.task_id, recorder().sub), null);
   assert.equal(
-    await t.service.join('alice', '00000000-0000-7000-8000-000000000000', recorder().sub, () => {}),
+    await joinTask(t.service, 'alice', '00000000-0000-7000-8000-000000000000', recorder().sub),
     null,
   );
+  assert.deepEqual(t.server.pubsub.topics(), [], 'a refused join leaves no subscription behind');
 });

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { defineTask, retryDelay } from '../../src/tasks/index.ts';
+import { joinTask } from '../helpers/join.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { recorder, waitFor } from '../helpers/wait.ts';
 
@@ -125,7 +126,7 @@ describe('retries', () => {
   test('subscribers see retrying with error and retry_at, in seq order', async () => {
     const task = await t.createTask(token, { type: 'flaky', succeed_on: 2 });
     const rec = recorder();
-    const sub = await t.service.join('alice', task.task_id, rec.sub, () => {});
+    const sub = await joinTask(t.service, 'alice', task.task_id, rec.sub);
     assert.ok(sub);
     await t.waitForStatus(token, task.task_id, ['completed'], 15_000);
     await waitFor(() => rec.events.some((e) => e.name === 'completed'), 'completed event');
@@ -192,7 +193,7 @@ describe('handler faults stay inside their task', () => {
   test('progress is clamped to 0..1 and never moves backwards within an attempt', async () => {
     const task = await t.createTask(token, { type: 'faults', kind: 'bad-progress' });
     const rec = recorder();
-    await t.service.join('alice', task.task_id, rec.sub, () => {});
+    await joinTask(t.service, 'alice', task.task_id, rec.sub);
     const done = await t.waitForStatus(token, task.task_id, ['completed']);
     assert.equal(done.progress, 1);
     await waitFor(() => rec.events.some((e) => e.name === 'completed'), 'completed event');

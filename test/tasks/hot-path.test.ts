@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { defineTask } from '../../src/tasks/index.ts';
+import { joinTask } from '../helpers/join.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { recorder, waitFor } from '../helpers/wait.ts';
 
@@ -46,9 +47,9 @@ test(`${UPDATES} progress updates cause at most 20 database writes and all reach
   const token = await t.token('alice');
   const task = await t.createTask(token, { type: 'spam' });
   const rec = recorder();
-  const sub = await t.service.join('alice', task.task_id, rec.sub, () => {});
+  const sub = await joinTask(t.service, 'alice', task.task_id, rec.sub);
   assert.ok(sub);
-  await waitFor(() => t.server.registry.get(task.task_id)?.attempt, 'the attempt to start');
+  await waitFor(() => t.server.registry.get(task.task_id), 'the attempt to start');
   release();
   await t.waitForStatus(token, task.task_id, ['completed'], 30_000);
   await t.server.snapshotter.flush();

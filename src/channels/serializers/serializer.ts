@@ -14,7 +14,7 @@ export interface Message {
 }
 
 export interface Serializer {
-  /** Memo key for TaskEvent.frames, and the name in logs. */
+  /** Memo key for TopicEvent.frames, and the name in logs. */
   readonly name: 'v1' | 'v2';
   /** A text frame; undefined when it is not a message of this version (the socket closes 1007). */
   decode(text: string): Message | undefined;

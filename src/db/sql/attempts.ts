@@ -46,7 +46,7 @@ export async function claimAttempts(q: Queryable, claims: Claim[]): Promise<(Cla
               message = null, node_id = v.node, started_at = now(), updated_at = now()
          from v
         where t.id = v.id and t.status in ('queued', 'running') and t.attempt < t.max_attempts
-       returning ${prefixed('t')}, t.node_id, t.cancel_requested_at is not null as cancel_requested
+       returning ${prefixed('t')}, t.cancel_requested_at is not null as cancel_requested
      ), e as (
        insert into taskwire.task_events (task_id, seq, event, attempt, data)
        select id, seq, 'started', attempt, jsonb_build_object('node', node_id) from t
@@ -195,21 +195,14 @@ export async function cancelQueued(q: Queryable, taskId: string, minSeq: number)
   return rows[0] ? toTaskRecord(rows[0]) : null;
 }
 
-/** The NOTIFY channel on which processes learn that a task they run was cancelled. */
-export const CANCEL_CHANNEL = 'taskwire_cancel';
-
 /**
- * Marks a running task for cancellation and tells every process (NOTIFY); whichever runs it
- * ends the attempt, and one that claims it later sees the mark.
+ * Marks a running task for cancellation: the node running it is told over the bus, and this
+ * durable mark is the fallback (a node that claims the task later sees it and cancels at once).
  */
 export async function requestCancel(q: Queryable, taskId: string): Promise<boolean> {
   const { rowCount } = await q.query(
-    `with t as (
-       update taskwire.tasks set cancel_requested_at = coalesce(cancel_requested_at, now())
-        where id = $1 and status = 'running'
-       returning id
-     )
-     select pg_notify('${CANCEL_CHANNEL}', id::text) from t`,
+    `update taskwire.tasks set cancel_requested_at = coalesce(cancel_requested_at, now())
+      where id = $1 and status = 'running'`,
     [taskId],
   );
   return (rowCount ?? 0) > 0;

@@ -1,10 +1,12 @@
-// Liveness, readiness (database reachable, workers running) and Prometheus metrics.
+// Liveness, readiness (database reachable, workers running; what is degraded) and Prometheus metrics.
 import type { FastifyPluginAsync } from 'fastify';
 import type { Registry } from 'prom-client';
 
 export interface HealthRoutesOptions {
   /** Null when ready, else why not. */
   notReady: () => Promise<string | null>;
+  /** Parts working only in part: /readyz stays 200 (the node serves) but names them. */
+  degraded?: () => string[];
   metrics: Registry;
 }
 
@@ -17,7 +19,8 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app,
       reply.code(503);
       return { status: 'unavailable', reason };
     }
-    return { status: 'ok' };
+    const degraded = opts.degraded?.() ?? [];
+    return degraded.length > 0 ? { status: 'degraded', degraded } : { status: 'ok' };
   });
 
   app.get('/metrics', async (_request, reply) => {

@@ -1,7 +1,7 @@
 // The task routes of api.md: create, get, list (keyset cursor), cancel, audit trail.
 import type { FastifyPluginAsync } from 'fastify';
 import Type from 'typebox';
-import type { TaskStatus } from '../../db/index.ts';
+import { TASK_STATUSES, type TaskStatus } from '../../contract/index.ts';
 import type { TaskService } from '../../tasks/index.ts';
 import { bearerAuth } from '../auth-hook.ts';
 import { HttpError, validationFailed } from '../errors.ts';
@@ -14,7 +14,7 @@ export interface TaskRoutesOptions {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const STATUSES: TaskStatus[] = ['queued', 'running', 'completed', 'failed', 'cancelled'];
+const STATUSES = TASK_STATUSES;
 
 const CreateBody = Type.Object(
   {

@@ -1,0 +1,75 @@
+// TaskFeed: puts a task's events on its topics (api.md): `task:<id>`, `user:<owner>` and
+// `admin:tasks` (whose payloads also name the owner). An event is built only for a topic someone
+// listens on, here or on another node, so a task nobody watches costs one map lookup per topic.
+import { type PubSub, type TopicEvent, topicEvent } from '../bus/index.ts';
+import {
+  ADMIN_TOPIC,
+  EVENT_CLASS,
+  type TaskEventBase,
+  type TaskEventName,
+  taskTopic,
+  userTopic,
+} from '../contract/index.ts';
+import { publicTask, type TaskRecord } from '../db/index.ts';
+
+/** A task's topic names, computed once per actor instead of once per event. */
+export interface TaskTopics {
+  readonly task: string;
+  readonly user: string;
+}
+
+export function topicsOf(task: Pick<TaskRecord, 'task_id' | 'owner'>): TaskTopics {
+  return { task: taskTopic(task.task_id), user: userTopic(task.owner) };
+}
+
+export class TaskFeed {
+  readonly #pubsub: PubSub;
+
+  constructor(pubsub: PubSub) {
+    this.#pubsub = pubsub;
+  }
+
+  /** Publishes one event of a task whose state (after the event) is `s`. */
+  event(
+    s: TaskRecord,
+    name: TaskEventName,
+    extra: Record<string, unknown> = {},
+    topics: TaskTopics = topicsOf(s),
+    at: number = Date.now(),
+  ): void {
+    const ps = this.#pubsub;
+    const toTask = ps.wants(topics.task);
+    const toUser = ps.wants(topics.user);
+    const toAdmin = ps.wants(ADMIN_TOPIC);
+    if (!toTask && !toUser && !toAdmin) return;
+    const payload: TaskEventBase & Record<string, unknown> = {
+      task_id: s.task_id,
+      type: s.type,
+      status: s.status,
+      progress: s.progress,
+      message: s.message,
+      seq: s.seq,
+      attempt: s.attempt,
+      at,
+      ...extra,
+    };
+    const cls = EVENT_CLASS[name];
+    if (toTask) ps.publish(topicEvent(topics.task, name, payload, cls, s.task_id, s.seq));
+    if (toUser) ps.publish(topicEvent(topics.user, name, payload, cls, s.task_id, s.seq));
+    if (toAdmin)
+      ps.publish(topicEvent(ADMIN_TOPIC, name, { ...payload, owner: s.owner }, cls, s.task_id, s.seq));
+  }
+
+  /** `created` (the whole new task) on the owner's topic and the admin topic. */
+  created(record: TaskRecord): void {
+    const ps = this.#pubsub;
+    const user = userTopic(record.owner);
+    if (ps.wants(user)) ps.publish(this.#created(user, { ...publicTask(record) }, record));
+    if (ps.wants(ADMIN_TOPIC))
+      ps.publish(this.#created(ADMIN_TOPIC, { ...publicTask(record), owner: record.owner }, record));
+  }
+
+  #created(topic: string, payload: Record<string, unknown>, r: TaskRecord): TopicEvent {
+    return topicEvent(topic, 'created', payload, EVENT_CLASS.created, r.task_id, r.seq);
+  }
+}
