@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import type { Logger } from 'pino';
 import type { BusTransport } from '../../src/bus/transport.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { jsonOfBytes, nextTurn, nodeChannel, type Recorder, recorder, testLogger } from './support.ts';
 
 export interface EngineUnderTest {
@@ -158,7 +159,13 @@ export function conformance(name: string, engine: () => EngineUnderTest): void {
         const before = a.transport.stats();
         for (let i = 0; i < 1000; i++) a.transport.publish('all', [`{"i":${i},"event":"progress","p":0.5}`]);
         await b.rec.until(() => b.rec.on('all').length === 1000, '1,000 messages');
-        const out = a.transport.stats();
+        // A publisher counts a frame once the engine has acknowledged it, which may be after delivery.
+        const out = await waitFor(() => {
+          const s = a.transport.stats();
+          return (
+            s.messagesOut - s.unsent! - before.messagesOut === 1000 && s.framesOut > before.framesOut && s
+          );
+        }, 'the publisher to count its frames');
         const frames = out.framesOut - before.framesOut;
         assert.equal(out.messagesOut - before.messagesOut, 1000);
         assert.ok(frames >= 1 && frames <= 10, `1,000 messages in ${frames} frames`);
