@@ -30,6 +30,13 @@ export interface TransportStats {
   reconnects: number;
   /** Frames that could not be read (malformed, or a reference that was gone): counted, dropped. */
   dropped: number;
+  /**
+   * Frames another publisher sent on a subscribed channel that never arrived, seen as a jump in
+   * that publisher's frame counter (e.g. lost while the engine or this node was away).
+   */
+  gaps?: number;
+  /** Messages handed to publish() that never reached the engine (it was away, or the send failed). */
+  unsent?: number;
 }
 
 export type TransportKind = 'memory' | 'postgres' | 'nats' | 'redis';

@@ -29,51 +29,107 @@ program
   .option('-p, --port <port>', 'HTTP port (PORT)', int)
   .option('-d, --data-dir <dir>', 'data directory (TASKWIRE_DATA_DIR)')
   .option('-t, --tasks <modules...>', 'task modules to load (TASKWIRE_TASKS)')
-  .action(async (opts: { port?: number; dataDir?: string; tasks?: string[] }) => {
+  .option(
+    '-n, --processes <n>',
+    'server processes sharing the port, joined over the bus; `auto`: one per CPU (TASKWIRE_PROCESSES)',
+  )
+  .action(async (opts: { port?: number; dataDir?: string; tasks?: string[]; processes?: string }) => {
     const env = { ...process.env };
     if (opts.port !== undefined) env.PORT = String(opts.port);
     if (opts.dataDir) env.TASKWIRE_DATA_DIR = opts.dataDir;
     if (opts.tasks) env.TASKWIRE_TASKS = [env.TASKWIRE_TASKS, ...opts.tasks].filter(Boolean).join(',');
+    if (opts.processes !== undefined) env.TASKWIRE_PROCESSES = opts.processes;
     if (env.TASKWIRE_LOG_PRETTY === undefined && process.stdout.isTTY) env.TASKWIRE_LOG_PRETTY = 'true';
+    // Loaded here so that the client commands start without the server's dependencies.
+    const { default: cluster } = await import('node:cluster');
+    let processes: number;
+    try {
+      processes = loadConfig(env).processes;
+    } catch (err) {
+      fail(err instanceof Error ? err.message : String(err));
+    }
+    if (cluster.isPrimary && processes > 1) return startGroup(env, processes);
     let server: TaskwireServer;
     try {
-      // Loaded here so that the client commands start without the server's dependencies.
       const { startServer } = await import('../server/index.ts');
       server = await startServer({ env });
     } catch (err) {
       fail(err instanceof Error ? err.message : String(err));
     }
-    let signals = 0;
-    const shutdown = (signal: string) => {
-      signals += 1;
-      if (signals > 1) fail(`second ${signal}: stopping at once`, 1);
-      server.stop().then(
-        () => process.exit(0),
-        (err: unknown) => fail(`stop failed: ${(err as Error).message}`),
-      );
-    };
-    process.on('SIGINT', () => shutdown('SIGINT'));
-    process.on('SIGTERM', () => shutdown('SIGTERM'));
-    const token = await server.tokens.mint('dev', 7 * 24 * 3600);
+    if (cluster.isWorker) {
+      // One of `--processes`: the primary prints the banner and decides when to stop (SIGTERM);
+      // a terminal's Ctrl-C reaches the primary too, so the worker leaves SIGINT to it.
+      process.on('SIGINT', () => {});
+      process.on('SIGTERM', () => {
+        server.stop().then(
+          () => process.exit(0),
+          (err: unknown) => fail(`stop failed: ${(err as Error).message}`),
+        );
+      });
+      process.send?.({ type: 'taskwire:ready', url: server.url, nodeId: server.nodeId });
+      return;
+    }
+    onSignals(() => server.stop());
     const secretNote = server.config.secret ? '' : ` (secret kept in ${server.config.dataDir}/secret)`;
-    process.stdout.write(
-      [
-        '',
-        `taskwire is listening on ${server.url}  (WebSocket: ${server.url.replace(/^http/, 'ws')}/socket)`,
-        '',
-        `A dev token for user "dev", valid 7 days${secretNote}:`,
-        `  export TOKEN=${token}`,
-        '',
-        'Try it (in another terminal):',
-        '  npx taskwire submit demo --watch',
-        `  curl -s -X POST ${server.url}/api/tasks -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"steps": 5, "interval_ms": 1000}'`,
-        `  curl -s ${server.url}/api/tasks -H "Authorization: Bearer $TOKEN"`,
-        '',
-        'Mint another token: npx taskwire token --user alice',
-        '',
-      ].join('\n'),
-    );
+    printBanner(server.url, await server.tokens.mint('dev', 7 * 24 * 3600), secretNote);
   });
+
+/** `start --processes N`: N workers on one port, one embedded database (unless DATABASE_URL). */
+async function startGroup(env: Record<string, string | undefined>, count: number): Promise<void> {
+  const { startProcessGroup } = await import('../server/processes.ts');
+  const { createLogger } = await import('../server/logger.ts');
+  const config = loadConfig(env);
+  let group: Awaited<ReturnType<typeof startProcessGroup>>;
+  try {
+    group = await startProcessGroup({
+      count,
+      env,
+      exec: process.argv[1],
+      args: ['start'],
+      log: createLogger(config).child({ node: 'primary' }),
+    });
+  } catch (err) {
+    fail(err instanceof Error ? err.message : String(err));
+  }
+  onSignals(() => group.stop());
+  const secretNote = config.secret ? '' : ` (secret kept in ${group.dataDir}/secret)`;
+  const token = await new Tokens(group.secret).mint('dev', 7 * 24 * 3600);
+  printBanner(group.url, token, secretNote, `${count} processes, joined over the bus`);
+}
+
+function onSignals(stop: () => Promise<void>): void {
+  let signals = 0;
+  const shutdown = (signal: string) => {
+    signals += 1;
+    if (signals > 1) fail(`second ${signal}: stopping at once`, 1);
+    stop().then(
+      () => process.exit(0),
+      (err: unknown) => fail(`stop failed: ${(err as Error).message}`),
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+function printBanner(url: string, token: string, secretNote: string, shape?: string): void {
+  process.stdout.write(
+    [
+      '',
+      `taskwire is listening on ${url}  (WebSocket: ${url.replace(/^http/, 'ws')}/socket)${shape ? `  [${shape}]` : ''}`,
+      '',
+      `A dev token for user "dev", valid 7 days${secretNote}:`,
+      `  export TOKEN=${token}`,
+      '',
+      'Try it (in another terminal):',
+      '  npx taskwire submit demo --watch',
+      `  curl -s -X POST ${url}/api/tasks -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"steps": 5, "interval_ms": 1000}'`,
+      `  curl -s ${url}/api/tasks -H "Authorization: Bearer $TOKEN"`,
+      '',
+      'Mint another token: npx taskwire token --user alice',
+      '',
+    ].join('\n'),
+  );
+}
 
 program
   .command('token')

@@ -1,5 +1,6 @@
 // Reads and validates the environment once, with defaults. Nothing else in taskwire reads
 // process.env: the composition root passes the resulting Config down to every part.
+import os from 'node:os';
 import path from 'node:path';
 
 export interface Config {
@@ -60,6 +61,8 @@ export interface Config {
   busNamespace: string | undefined;
   /** How often a node says on the bus that it is alive; silent for 5 times this, it is gone. */
   busHeartbeatMs: number;
+  /** `taskwire start`: server processes sharing the port (`auto`: one per CPU). */
+  processes: number;
 }
 
 export type BusKind = 'memory' | 'postgres' | 'nats' | 'redis';
@@ -159,6 +162,10 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     redisUrl: str(env, 'REDIS_URL'),
     busNamespace: str(env, 'TASKWIRE_BUS_NAMESPACE'),
     busHeartbeatMs: int(env, 'TASKWIRE_BUS_HEARTBEAT_MS', 1000, 50, 60_000),
+    processes:
+      str(env, 'TASKWIRE_PROCESSES') === 'auto'
+        ? os.availableParallelism()
+        : int(env, 'TASKWIRE_PROCESSES', 1, 1, 256),
     ...overrides,
   };
   if (config.bus === 'nats' && !config.natsUrl) throw new ConfigError('TASKWIRE_BUS=nats needs NATS_URL');

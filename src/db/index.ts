@@ -18,6 +18,7 @@ export {
   requestCancel,
   retryAttempt,
 } from './sql/attempts.ts';
+export { notifyFrames, pruneSpill, readSpill, spillAndNotify } from './sql/bus.ts';
 export { getTask, getTaskByIdempotencyKey } from './sql/getTask.ts';
 export { type InFlightCounts, inFlightCounts } from './sql/inFlightCounts.ts';
 export { listActiveTasks } from './sql/listActiveTasks.ts';

@@ -129,7 +129,7 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
     // The bus: a lone node (memory) has none; otherwise the cluster protocol over a transport.
     const transport =
       opts.busTransport ??
-      (config.bus === 'memory' ? undefined : await createBusTransport(config, databaseUrl, log));
+      (config.bus === 'memory' ? undefined : createBusTransport(config, databaseUrl, log));
     const cluster = transport
       ? new Cluster({ nodeId, transport, log: log.child({ part: 'bus' }), beatMs: config.busHeartbeatMs })
       : undefined;

@@ -1,0 +1,117 @@
+// Private engine processes for outage tests: a nats-server on a random port or a redis-server on a
+// unix socket in a temporary directory, which a test may kill and start again at the same address
+// without touching the machine's shared services.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export const NATS_SERVER = process.env.NATS_SERVER_BIN ?? '/usr/sbin/nats-server';
+export const REDIS_SERVER = process.env.REDIS_SERVER_BIN ?? '/usr/bin/redis-server';
+
+export interface EngineProcess {
+  /** What a transport connects to: nats://127.0.0.1:<port>, or the redis unix socket path. */
+  url: string;
+  pid(): number;
+  /** SIGKILL, and waits for the exit. */
+  kill(): Promise<void>;
+  /** Starts it again at the same address. */
+  restart(): Promise<void>;
+  /** Kills it (if running) and removes its files. */
+  dispose(): Promise<void>;
+}
+
+/** Spawns `cmd` and resolves once a line of its output matches `ready` (rejects on exit or after 15 s). */
+function launch(
+  cmd: string,
+  args: string[],
+  ready: RegExp,
+): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${cmd} not ready in 15 s:\n${out}`));
+    }, 15_000);
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const match = ready.exec(out);
+      if (!match) return;
+      clearTimeout(timer);
+      child.stdout!.off('data', onData);
+      child.stderr!.off('data', onData);
+      // Keep reading so the pipes never fill.
+      child.stdout!.resume();
+      child.stderr!.resume();
+      resolve({ child, match });
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${cmd} exited (${code}) before it was ready:\n${out}`));
+    });
+  });
+}
+
+function killed(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGKILL');
+  });
+}
+
+/** A private nats-server; `config` is written to a file and passed with -c (e.g. `max_payload: 4096`). */
+export async function startNatsServer(config?: string): Promise<EngineProcess> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'taskwire-nats-'));
+  const extra: string[] = [];
+  if (config) {
+    const file = path.join(dir, 'nats.conf');
+    writeFileSync(file, config);
+    extra.push('-c', file);
+  }
+  const listening = /Listening for client connections on 127\.0\.0\.1:(\d+)/;
+  let { child, match } = await launch(NATS_SERVER, [...extra, '-a', '127.0.0.1', '-p', '-1'], listening);
+  const port = Number(match[1]);
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    pid: () => child.pid!,
+    kill: () => killed(child),
+    async restart() {
+      await killed(child);
+      ({ child } = await launch(NATS_SERVER, [...extra, '-a', '127.0.0.1', '-p', String(port)], listening));
+    },
+    async dispose() {
+      await killed(child);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A private redis-server on a unix socket (no TCP port, no persistence). */
+export async function startRedisServer(): Promise<EngineProcess> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'taskwire-redis-'));
+  const socket = path.join(dir, 'r.sock');
+  const args = ['--port', '0', '--unixsocket', socket, '--save', '', '--appendonly', 'no', '--dir', dir];
+  const ready = /ready to accept connections/i;
+  let { child } = await launch(REDIS_SERVER, args, ready);
+  return {
+    url: socket,
+    pid: () => child.pid!,
+    kill: () => killed(child),
+    async restart() {
+      await killed(child);
+      ({ child } = await launch(REDIS_SERVER, args, ready));
+    },
+    async dispose() {
+      await killed(child);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
