@@ -19,7 +19,7 @@ export interface Config {
   defaultTaskType: string;
   /** Extra task modules (paths) whose defineTask() exports are registered at start. */
   taskModules: string[];
-  /** Jobs run at once by this process. */
+  /** Jobs run at once by this process (0: it runs none, serving only the API and sockets). */
   concurrency: number;
   dbPoolSize: number;
   /** How often the queue polls for jobs scheduled in the future. */
@@ -134,7 +134,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     logPretty: bool(env, 'TASKWIRE_LOG_PRETTY', false),
     defaultTaskType: str(env, 'TASKWIRE_DEFAULT_TYPE') ?? 'demo',
     taskModules: list(env, 'TASKWIRE_TASKS'),
-    concurrency: int(env, 'TASKWIRE_CONCURRENCY', 100, 1, 10_000),
+    concurrency: int(env, 'TASKWIRE_CONCURRENCY', 100, 0, 10_000),
     dbPoolSize: int(env, 'TASKWIRE_DB_POOL_SIZE', 10, 2, 1000),
     pollIntervalMs: int(env, 'TASKWIRE_POLL_INTERVAL_MS', 1000, 10, 60_000),
     bodyLimitBytes: int(env, 'TASKWIRE_BODY_LIMIT', 1_048_576, 64),

@@ -227,7 +227,7 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
       allowedOrigins: config.allowedOrigins,
       notReady: async () => {
         if (!(await ping(pool))) return 'database unreachable';
-        if (!worker?.running) return 'queue workers not running';
+        if (config.concurrency > 0 && !worker?.running) return 'queue workers not running';
         return null;
       },
       degraded: () => (pubsub.available ? [] : ['bus']),
@@ -237,23 +237,26 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
     channels = attachChannels({ server: app.server, tasks: service, tokens, config, log });
     cleanups.push(() => channels!.close(1012, 'server stopped'));
 
-    worker = await startWorker({
-      pool,
-      concurrency: config.concurrency,
-      pollIntervalMs: config.pollIntervalMs,
-      log,
-      shutdownTimeoutMs: config.shutdownTimeoutMs,
-      runJob: (taskId, job) => {
-        metrics?.queuePickup.observe(Math.max(0, Date.now() - job.runAt.getTime()) / 1000);
-        return runner.runJob(taskId);
-      },
-    });
-    const runningWorker = worker;
-    cleanups.push(() => runningWorker.stop());
+    // TASKWIRE_CONCURRENCY=0: a node that serves the API and sockets but runs no jobs.
+    if (config.concurrency > 0) {
+      worker = await startWorker({
+        pool,
+        concurrency: config.concurrency,
+        pollIntervalMs: config.pollIntervalMs,
+        log,
+        shutdownTimeoutMs: config.shutdownTimeoutMs,
+        runJob: (taskId, job) => {
+          metrics?.queuePickup.observe(Math.max(0, Date.now() - job.runAt.getTime()) / 1000);
+          return runner.runJob(taskId);
+        },
+      });
+      const runningWorker = worker;
+      cleanups.push(() => runningWorker.stop());
+    }
     const liveness = new Liveness({
       pool,
       nodeId,
-      workerIds: () => runningWorker.workerIds(),
+      workerIds: () => worker?.workerIds() ?? [],
       heartbeatMs: config.heartbeatIntervalMs,
       deadAfterMs: config.nodeDeadAfterMs,
       log,

@@ -1,0 +1,175 @@
+// The cluster protocol over an in-process engine (several nodes in this test process, one
+// MemoryBroker): interest acknowledged before a join reads state, events only to nodes that want
+// them, a starting node learning what the others want, peers that go silent, a bus outage (remote
+// feeds lost, then resynchronised), forged messages, and request/reply between nodes.
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import pino from 'pino';
+import { Cluster, PubSub, type TopicEvent, topicEvent } from '../../src/bus/index.ts';
+import { MemoryBroker, MemoryTransport } from '../../src/bus/transports/index.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const log = pino({ level: 'silent' });
+const nodes: PubSub[] = [];
+after(async () => {
+  await Promise.all(nodes.map((n) => n.stop()));
+});
+
+interface Node {
+  id: string;
+  pubsub: PubSub;
+  cluster: Cluster;
+  transport: MemoryTransport;
+  availability: boolean[];
+}
+
+async function node(
+  broker: MemoryBroker,
+  id: string,
+  opts: { expect?: string[]; beatMs?: number; local?: (t: string) => boolean } = {},
+): Promise<Node> {
+  const transport = new MemoryTransport({ broker, namespace: 'test', log });
+  const cluster = new Cluster({ nodeId: id, transport, log, beatMs: opts.beatMs ?? 50, ackTimeoutMs: 500 });
+  const pubsub = new PubSub({ cluster, log, isLocalFeed: opts.local });
+  const availability: boolean[] = [];
+  pubsub.onAvailability = (up) => availability.push(up);
+  await pubsub.start(opts.expect ?? []);
+  nodes.push(pubsub);
+  return { id, pubsub, cluster, transport, availability };
+}
+
+function recorder() {
+  const got: TopicEvent[] = [];
+  const lost: string[] = [];
+  return { got, lost, sub: { deliver: (e: TopicEvent) => got.push(e), lost: (t: string) => lost.push(t) } };
+}
+
+const progress = (topic: string, seq: number) => topicEvent(topic, 'progress', { seq }, 'latest', 'k', seq);
+
+describe('cluster protocol', () => {
+  test('an interest is acknowledged by every live node before subscribe resolves; events go only where wanted', async () => {
+    const broker = new MemoryBroker();
+    const a = await node(broker, 'a');
+    const b = await node(broker, 'b', { expect: ['a'] });
+    const c = await node(broker, 'c', { expect: ['a', 'b'] });
+    await waitFor(
+      () => a.cluster.peers().length === 2 && b.cluster.peers().length === 2,
+      'everyone knows everyone',
+    );
+    const onB = recorder();
+    await b.pubsub.subscribe('task:1', onB.sub);
+    // Resolved: a and c know b wants it, with no further round trip.
+    assert.equal(a.pubsub.wants('task:1'), true);
+    assert.equal(c.pubsub.wants('task:1'), true);
+    a.pubsub.publish(progress('task:1', 1));
+    a.pubsub.publish(progress('task:2', 1)); // nobody wants it: it never leaves a
+    await waitFor(() => onB.got.length === 1, 'the event on b');
+    assert.equal(onB.got[0].name, 'progress');
+    assert.equal(onB.got[0].topic, 'task:1');
+    assert.equal(a.cluster.stats().eventsOut, 1, 'one event sent, to b only');
+    b.pubsub.unsubscribe('task:1', onB.sub);
+    await waitFor(() => !a.pubsub.wants('task:1'), 'a learns b no longer wants it');
+    a.pubsub.publish(progress('task:1', 2));
+    assert.equal(a.cluster.stats().eventsOut, 1, 'nothing sent after the unsubscribe');
+  });
+
+  test('a lone node publishes nothing on the bus; a starting node first hears what the others want', async () => {
+    const broker = new MemoryBroker();
+    const a = await node(broker, 'lone');
+    const sub = recorder();
+    await a.pubsub.subscribe('user:x', sub.sub);
+    for (let i = 0; i < 100; i++) a.pubsub.publish(progress('user:x', i));
+    assert.equal(a.cluster.stats().eventsOut, 0);
+    assert.equal(sub.got.length, 100, 'local subscribers are served directly');
+    const late = await node(broker, 'late', { expect: ['lone'] });
+    assert.equal(late.pubsub.wants('user:x'), true, 'known by the time start() resolved');
+  });
+
+  test('events from one node arrive in order; a node gone silent loses its interest', async () => {
+    const broker = new MemoryBroker();
+    const a = await node(broker, 'a2');
+    const b = await node(broker, 'b2', { expect: ['a2'] });
+    const got = recorder();
+    await b.pubsub.subscribe('task:9', got.sub);
+    for (let i = 1; i <= 2000; i++) a.pubsub.publish(progress('task:9', i));
+    await waitFor(() => got.got.length === 2000, 'all 2000');
+    assert.deepEqual(
+      got.got.map((e) => e.seq),
+      Array.from({ length: 2000 }, (_, i) => i + 1),
+    );
+    broker.disconnect(b.transport); // b goes silent (as if killed): a hears no more beats
+    await waitFor(() => !a.pubsub.wants('task:9'), 'a drops the silent peer', 2000);
+    assert.deepEqual(a.cluster.peers(), []);
+  });
+
+  test('bus outage: remote feeds are lost (rejoin), local ones stay; back up, interest is resynchronised', async () => {
+    const broker = new MemoryBroker();
+    const a = await node(broker, 'a3');
+    const b = await node(broker, 'b3', { expect: ['a3'], local: (t) => t === 'task:mine' });
+    const remote = recorder();
+    const mine = recorder();
+    await b.pubsub.subscribe('task:theirs', remote.sub);
+    await b.pubsub.subscribe('task:mine', mine.sub);
+    broker.disconnect(b.transport);
+    await waitFor(() => b.availability.includes(false), 'b told the bus is down');
+    assert.deepEqual(remote.lost, ['task:theirs'], 'a feed from other nodes is lost: its client rejoins');
+    assert.deepEqual(mine.lost, [], 'a task running on b keeps its subscribers');
+    assert.equal(b.pubsub.available, false);
+    b.pubsub.publish(progress('task:mine', 1));
+    assert.equal(mine.got.length, 1, 'local delivery goes on during the outage');
+    broker.reconnect(b.transport);
+    await waitFor(() => b.pubsub.available, 'b back');
+    const again = recorder();
+    await b.pubsub.subscribe('task:theirs', again.sub);
+    await waitFor(() => a.pubsub.wants('task:theirs'), 'a knows again');
+    a.pubsub.publish(progress('task:theirs', 5));
+    await waitFor(() => again.got.length === 1, 'cross-node delivery resumed');
+  });
+
+  test('a node that reconnects or restarts breaks the feeds it fed: their subscribers rejoin', async () => {
+    const broker = new MemoryBroker();
+    const a = await node(broker, 'a4');
+    const b = await node(broker, 'b4', { expect: ['a4'] });
+    const fed = recorder();
+    await b.pubsub.subscribe('task:x', fed.sub);
+    a.pubsub.publish(progress('task:x', 1));
+    await waitFor(() => fed.got.length === 1, 'fed by a');
+    broker.disconnect(a.transport);
+    broker.reconnect(a.transport); // a may have lost frames meanwhile: it says hello again
+    await waitFor(() => fed.lost.length === 1, 'b drops the feed from a');
+  });
+
+  test('forged and malformed messages are dropped and counted; the node keeps working', async () => {
+    const broker = new MemoryBroker();
+    const a = await node(broker, 'a5');
+    const b = await node(broker, 'b5', { expect: ['a5'] });
+    const got = recorder();
+    await b.pubsub.subscribe('t', got.sub);
+    const before = b.cluster.stats().dropped;
+    const forged = [
+      'not json',
+      '{"k":"ev"}',
+      '{"k":"ev","n":"a5","t":5,"e":"x","c":"latest","y":"k","s":1,"p":{}}',
+      '{"k":"ev","n":"a5","t":"t","e":"x","c":"bogus","y":"k","s":1,"p":{}}',
+      '{"k":"nope","n":"x"}',
+      '[1,2,3]',
+      'null',
+      JSON.stringify({ k: 'sub', n: 'evil', topics: 'not-a-list' }),
+    ];
+    b.transport.publish('node.b5', forged);
+    await waitFor(() => b.cluster.stats().dropped - before === forged.length, 'every forgery counted', 2000);
+    a.pubsub.publish(progress('t', 1));
+    await waitFor(() => got.got.length === 1, 'still delivering');
+  });
+
+  test('request and reply between nodes; an unknown request is an error; no reply times out', async () => {
+    const broker = new MemoryBroker();
+    const a = await node(broker, 'a6');
+    const b = await node(broker, 'b6', { expect: ['a6'] });
+    b.cluster.handle('double', (n) => (n as number) * 2);
+    b.cluster.handle('slow', () => new Promise(() => {}));
+    assert.equal(await a.cluster.request('b6', 'double', 21), 42);
+    await assert.rejects(a.cluster.request('b6', 'nope', null), /unknown request/);
+    await assert.rejects(a.cluster.request('b6', 'slow', null, 100), /no reply in 100 ms/);
+  });
+});
