@@ -41,8 +41,12 @@ export interface ClusterHandlers {
   event(event: TopicEvent, from: string): void;
   /** The bus went down (false) or came back (true). */
   availability(up: boolean): void;
-  /** Events from `node` may have been lost (it restarted or reconnected): feeds from it are broken. */
-  feedBroken(node: string): void;
+  /**
+   * Events from `node` may have been lost (it restarted or reconnected): feeds from it are broken.
+   * `wide`: it had taken this node for dead and sent it nothing for a while, so a feed that has
+   * had no event yet may have missed its first ones too.
+   */
+  feedBroken(node: string, wide: boolean): void;
 }
 
 export type RequestHandler = (body: unknown, from: string) => unknown;
@@ -92,7 +96,7 @@ type Message =
   | { k: 'unsub'; n: string; topics: string[] }
   | { k: 'ack'; n: string; id: number }
   | { k: 'beat'; n: string; c: number }
-  | { k: 'sync'; n: string }
+  | { k: 'sync'; n: string; lost?: boolean }
   | { k: 'bye'; n: string }
   | { k: 'ev'; n: string; t: string; e: string; c: DeliveryClass; y: string; s: number; p: object; w: number }
   | { k: 'req'; n: string; id: number; op: string; b: unknown }
@@ -110,6 +114,8 @@ export class Cluster {
   /** Topics this node wants. */
   readonly #mine = new Set<string>();
   readonly #peers = new Map<string, Peer>();
+  /** Nodes dropped as silent: if one speaks again, it must learn that it missed what we did not send. */
+  readonly #dropped = new Set<string>();
   /** topic -> the other nodes that want it. */
   readonly #interest = new Map<string, Set<string>>();
   readonly #outbox = new Map<string, string[]>();
@@ -408,6 +414,8 @@ export class Cluster {
       if (now - peer.seen > this.#deadAfterMs) {
         this.#log.info({ peer: node }, 'bus peer silent; dropping its interest');
         this.#removePeer(node);
+        this.#dropped.add(node);
+        if (this.#dropped.size > 1000) this.#dropped.delete(this.#dropped.values().next().value!);
       }
     }
   }
@@ -473,7 +481,8 @@ export class Cluster {
       case 'hello':
         this.#resetPeer(from);
         this.#sendState(from);
-        this.#h?.feedBroken(from);
+        this.#dropped.delete(from);
+        this.#h?.feedBroken(from, false);
         return true;
       case 'state':
         if (!Array.isArray(msg.topics)) return false;

@@ -59,8 +59,11 @@ export class PubSub {
             for (const topic of [...this.#hubs.keys()]) if (!this.#isLocalFeed(topic)) this.lose(topic);
           this.onAvailability?.(up);
         },
-        feedBroken: (node) => {
-          for (const [topic, hub] of [...this.#hubs]) if (hub.source === node) this.lose(topic);
+        feedBroken: (node, wide) => {
+          for (const [topic, hub] of [...this.#hubs]) {
+            if (hub.source === node || (wide && hub.source === undefined && !this.#isLocalFeed(topic)))
+              this.lose(topic);
+          }
         },
       },
       expectPeers,
