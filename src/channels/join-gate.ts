@@ -5,15 +5,16 @@
 // (`ordered`) are ordered by index, not seq: their channel filters them itself.
 import type { TopicEvent } from '../bus/index.ts';
 
-/** Events held while a join is pending; past this the join fails (the client retries). */
+/**
+ * Events held while a join is pending. Past this, held progress is conflated (only the newest of
+ * each key kept); if lifecycle events alone pass it, the join fails (the client retries).
+ */
 const MAX_HELD = 10_000;
 /** Keys remembered per channel (a user topic with many tasks): the oldest are forgotten first. */
 const MAX_KEYS = 10_000;
 
 export class JoinGate {
-  #held: Array<TopicEvent | null> | null = [];
-  /** key -> index in #held of its last `latest` event (so a newer one replaces it). */
-  #heldLatest = new Map<string, number>();
+  #held: TopicEvent[] | null = [];
   readonly #seqs = new Map<string, number>();
   overflowed = false;
 
@@ -21,14 +22,18 @@ export class JoinGate {
   admit(event: TopicEvent): boolean {
     const held = this.#held;
     if (held === null) return this.#newer(event);
-    if (event.class === 'latest') {
-      const at = this.#heldLatest.get(event.key);
-      if (at !== undefined) held[at] = null;
-      this.#heldLatest.set(event.key, held.length);
-    }
-    if (held.length >= MAX_HELD) this.overflowed = true;
-    else held.push(event);
+    held.push(event);
+    if (held.length > MAX_HELD) this.#compact(held);
     return false;
+  }
+
+  /** Keeps every lifecycle and output event and the newest progress of each key. */
+  #compact(held: TopicEvent[]): void {
+    const newest = new Map<string, TopicEvent>();
+    for (const e of held) if (e.class === 'latest') newest.set(e.key, e);
+    const kept = held.filter((e) => e.class !== 'latest' || newest.get(e.key) === e);
+    if (kept.length > MAX_HELD) this.overflowed = true;
+    this.#held = this.overflowed ? [] : kept;
   }
 
   /** The join replied with these states: returns the held events newer than them, in order. */
@@ -36,10 +41,7 @@ export class JoinGate {
     for (const { key, seq } of states) this.#remember(key, seq);
     const held = this.#held ?? [];
     this.#held = null;
-    this.#heldLatest = new Map();
-    const out: TopicEvent[] = [];
-    for (const event of held) if (event && this.#newer(event)) out.push(event);
-    return out;
+    return held.filter((event) => this.#newer(event));
   }
 
   #newer(event: TopicEvent): boolean {

@@ -29,7 +29,15 @@ async function node(
   opts: { expect?: string[]; beatMs?: number; local?: (t: string) => boolean } = {},
 ): Promise<Node> {
   const transport = new MemoryTransport({ broker, namespace: 'test', log });
-  const cluster = new Cluster({ nodeId: id, transport, log, beatMs: opts.beatMs ?? 50, ackTimeoutMs: 500 });
+  // Fast beats, but a dead-after that a loaded machine's event-loop stalls never reach.
+  const cluster = new Cluster({
+    nodeId: id,
+    transport,
+    log,
+    beatMs: opts.beatMs ?? 50,
+    deadAfterMs: 1500,
+    ackTimeoutMs: 500,
+  });
   const pubsub = new PubSub({ cluster, log, isLocalFeed: opts.local });
   const availability: boolean[] = [];
   pubsub.onAvailability = (up) => availability.push(up);
@@ -98,7 +106,7 @@ describe('cluster protocol', () => {
       Array.from({ length: 2000 }, (_, i) => i + 1),
     );
     broker.disconnect(b.transport); // b goes silent (as if killed): a hears no more beats
-    await waitFor(() => !a.pubsub.wants('task:9'), 'a drops the silent peer', 2000);
+    await waitFor(() => !a.pubsub.wants('task:9'), 'a drops the silent peer', 5000);
     assert.deepEqual(a.cluster.peers(), []);
   });
 

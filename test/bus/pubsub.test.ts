@@ -105,20 +105,28 @@ describe('JoinGate', () => {
     assert.equal(gate.admit(ev('u', 'created', 'c', 0, 'always')), true, 'a task not in the reply');
   });
 
-  test('while held, a newer progress of a key replaces the older one; lifecycle events are all kept', () => {
+  test('while held, every event is kept (a fast reader misses nothing); past the bound, progress is conflated', () => {
     const gate = new JoinGate();
     gate.admit(ev('t', 'progress', 'a', 2));
     gate.admit(ev('t', 'retrying', 'a', 3, 'always'));
     gate.admit(ev('t', 'progress', 'a', 4));
-    gate.admit(ev('t', 'progress', 'a', 5));
     const out = gate.open([{ key: 'a', seq: 1 }]);
     assert.deepEqual(
       out.map((e) => [e.name, e.seq]),
       [
+        ['progress', 2],
         ['retrying', 3],
-        ['progress', 5],
+        ['progress', 4],
       ],
     );
+    const flooded = new JoinGate();
+    flooded.admit(ev('t', 'started', 'a', 1, 'always'));
+    for (let seq = 2; seq <= 20_000; seq++) flooded.admit(ev('t', 'progress', 'a', seq));
+    assert.equal(flooded.overflowed, false);
+    const kept = flooded.open([{ key: 'a', seq: 0 }]);
+    assert.ok(kept.length < 10_001, `bounded: ${kept.length} held`);
+    assert.deepEqual(kept[0].name, 'started');
+    assert.equal(kept.at(-1)?.seq, 20_000, 'the newest progress is always kept');
   });
 
   test('ordered events (output) pass by index, not seq', () => {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
-import { binaryPush, type Frame, probe, Wire } from './wire.ts';
+import { binaryPush, eventually, type Frame, probe, Wire } from './wire.ts';
 
 const OK_EMPTY = { status: 'ok', response: {} };
 const UNMATCHED = { status: 'error', response: { reason: 'unmatched topic' } };
@@ -447,8 +447,10 @@ describe('WebSocket idle timeout (8.29) and lost state (8.30)', () => {
   });
 
   test('8.30 when the server loses a subscription the client gets phx_error and the topic is freed', async () => {
-    const task = await idle.createTask(token, { steps: 1, interval_ms: 0 });
+    // A task running on this node: its actor is the live state that the server loses.
+    const task = await idle.createTask(token, { steps: 100, interval_ms: 50 });
     const topic = `task:${task.task_id}`;
+    await eventually(() => idle.server.registry.has(task.task_id), 5000, 'the attempt to start');
     const wire = await Wire.open(`${idle.wsUrl}/websocket?token=${token}&vsn=2.0.0`);
     open.push(wire);
     assert.equal((await wire.call(['6', '6', topic, 'phx_join', {}]))[4].status, 'ok');

@@ -29,6 +29,12 @@ async function start(nodeId: string, env: Record<string, string> = {}, port?: nu
   return p;
 }
 
+/** Stops processes and waits for them, so none outlives its test (and rescues the next one's jobs). */
+async function stopAll(ps: ServerProcess[]): Promise<void> {
+  for (const p of ps) p.kill('SIGTERM');
+  await Promise.all(ps.map((p) => p.exited));
+}
+
 async function createMany(url: string, n: number, body: Record<string, unknown>): Promise<string[]> {
   const token = await testToken('alice');
   const ids: string[] = [];
@@ -92,7 +98,9 @@ describe('crash recovery', { concurrency: false }, () => {
 
   test('two processes: the survivor runs a killed process’s tasks, each rescue within 15 s of the kill', async () => {
     const a = await start('pair-a');
-    const ids = await createMany(a.url, 20, { steps: 40, interval_ms: 100 });
+    // Long enough (15 s) that a is still running them when b is up and a is killed, however slowly
+    // b starts on a loaded machine.
+    const ids = await createMany(a.url, 20, { steps: 150, interval_ms: 100 });
     await waitFor(async () => (await statuses(ids)).running === 20, 'all 20 running on a', 10_000, 50);
     const b = await start('pair-b');
     a.kill('SIGKILL');
@@ -128,7 +136,7 @@ describe('crash recovery', { concurrency: false }, () => {
     assert.equal(rows[0].status, 'completed');
     assert.equal(rows[0].attempt, 2, 'the rescue attempt is the one that counts');
     assert.match(z.output(), /no longer current|fenced/i, 'the zombie was refused');
-    for (const p of [z, peer]) p.kill('SIGTERM');
+    await stopAll([z, peer]);
   });
 
   test('SIGTERM under load exits 0 inside the deadline; every task completes after a restart', async () => {
@@ -160,6 +168,6 @@ describe('crash recovery', { concurrency: false }, () => {
     await waitFor(async () => (await statuses([id])).cancelled === 1, 'cancelled by a', 10_000, 50);
     const { rows } = await pool.query('select attempt from taskwire.tasks where id = $1', [id]);
     assert.equal(rows[0].attempt, 1);
-    for (const p of [a, b]) p.kill('SIGTERM');
+    await stopAll([a, b]);
   });
 });
