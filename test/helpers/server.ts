@@ -1,4 +1,5 @@
 // Starts a real taskwire server for a test: its own database, port 0, quiet logs, fast timers.
+import type { BusTransport } from '../../src/bus/index.ts';
 import type { Config } from '../../src/config/index.ts';
 import { startServer, type TaskwireServer } from '../../src/server/index.ts';
 import type { TaskType } from '../../src/tasks/index.ts';
@@ -34,11 +35,13 @@ export interface TestServerOptions {
   tasks?: TaskType[];
   /** Reuse a database (e.g. a second process on the same one). */
   db?: TestDatabase;
+  /** A bus transport (e.g. a MemoryTransport on a broker shared by in-process nodes). */
+  busTransport?: BusTransport;
 }
 
 export async function startTestServer(opts: TestServerOptions | Partial<Config> = {}): Promise<TestServer> {
   const o: TestServerOptions =
-    'config' in opts || 'tasks' in opts || 'db' in opts
+    'config' in opts || 'tasks' in opts || 'db' in opts || 'busTransport' in opts
       ? (opts as TestServerOptions)
       : { config: opts as Partial<Config> };
   const db = o.db ?? (await createTestDatabase());
@@ -47,6 +50,7 @@ export async function startTestServer(opts: TestServerOptions | Partial<Config> 
     server = await startServer({
       env: {},
       tasks: o.tasks,
+      busTransport: o.busTransport,
       config: {
         port: 0,
         host: '127.0.0.1',
