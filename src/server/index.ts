@@ -244,7 +244,7 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
     const port = typeof address === 'object' && address ? address.port : config.port;
     const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-    log.info({ url, node: nodeId, embedded: Boolean(embedded), types: types.names() }, 'taskwire listening');
+    log.info({ url, embedded: Boolean(embedded), types: types.names() }, 'taskwire listening');
 
     let stopping: Promise<void> | undefined;
     const stop = () => {
