@@ -129,7 +129,11 @@ const DESCRIPTION = `Long-running tasks with live progress.
 \`completed\`, \`failed\`, \`cancelled\` with payload \`{task_id, status, progress, message, seq,
 attempt, at}\`. The \`taskwire/client\` SDK and \`npx taskwire\` CLI speak it for you.
 
-Errors are always \`{"error": {"code", "message", ...details}}\`.`;
+Errors are always \`{"error": {"code", "message", ...details}}\`, on every path: an unknown path is
+404 \`not_found\`, another method on a served path 405 \`method_not_allowed\` (with \`Allow\`), and a
+request HTTP parsing refuses 400 \`bad_request\`, 408 \`request_timeout\` or 431 \`header_too_large\`.
+Input PostgreSQL can't store (NUL, a lone UTF-16 surrogate, JSON nested past 512 levels) is 422
+\`validation_failed\` naming the field.`;
 
 /** Registers the OpenAPI generator and the /docs UI; call before the routes are registered. */
 export function registerApiDocs(app: FastifyInstance, opts: { version?: string } = {}): void {
