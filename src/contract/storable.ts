@@ -69,3 +69,31 @@ export function escapeUnstorable(s: string): string {
   }
   return out;
 }
+
+/** `s` with each NUL and each lone surrogate replaced by U+FFFD (what a lossy UTF-8 decoder shows). */
+export function storableString(s: string): string {
+  if (isStorableString(s)) return s;
+  return s.toWellFormed().replaceAll('\u0000', '\uFFFD');
+}
+
+/**
+ * The storable form of a value a handler produced (result, error, message, output chunk): every
+ * string and key through storableString, values nested deeper than MAX_JSON_DEPTH replaced by
+ * null, and anything JSON can't hold dropped as JSON.stringify would. The one place where taskwire
+ * changes such values, so what subscribers see live is what the database keeps. A value that is
+ * already storable comes back as it is (same object).
+ */
+export function toStorable(value: unknown): unknown {
+  if (findUnstorable(value) === undefined) return value;
+  return sanitize(value, 0);
+}
+
+function sanitize(v: unknown, depth: number): unknown {
+  if (typeof v === 'string') return storableString(v);
+  if (v === null || typeof v !== 'object') return v;
+  if (depth >= MAX_JSON_DEPTH) return null;
+  if (Array.isArray(v)) return v.map((item) => sanitize(item, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(v)) out[storableString(key)] = sanitize(item, depth + 1);
+  return out;
+}

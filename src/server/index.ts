@@ -25,6 +25,8 @@ import { buildHttpApp, createMetrics } from '../http/index.ts';
 import { Liveness, type QueueWorker, startWorker } from '../queue/index.ts';
 import {
   demoTask,
+  generateTask,
+  OutputWriter,
   Registry,
   Runner,
   Snapshotter,
@@ -119,7 +121,7 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
     cleanups.push(() => closePool(pool));
     await migrate(pool);
 
-    const types = new TaskTypes().register(demoTask);
+    const types = new TaskTypes().register(demoTask).register(generateTask);
     for (const type of [...(opts.tasks ?? []), ...(await loadTaskModules(config.taskModules))])
       types.register(type);
 
@@ -151,6 +153,16 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
         metrics?.snapshotFlush.observe(ms / 1000);
       },
     });
+    const output = new OutputWriter({
+      pool,
+      intervalMs: config.outputFlushMs,
+      log,
+      onFlush: (rows, chunks, ms) => {
+        metrics?.outputRows.inc(rows);
+        metrics?.outputChunks.inc(chunks);
+        metrics?.outputFlush.observe(ms / 1000);
+      },
+    });
     const supervisor = new Supervisor({
       registry,
       feed,
@@ -160,6 +172,12 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
         metrics?.progressIn.inc();
         snapshotter.markDirty(actor);
       },
+      outputDirty: (actor) => output.markDirty(actor),
+      outputLimits: {
+        chunkBytes: config.outputChunkBytes,
+        maxChunks: config.outputMaxChunks,
+        maxBytes: config.outputMaxBytes,
+      },
       lost: (taskId) => pubsub.lose(taskTopic(taskId)),
     });
     const runner = new Runner({
@@ -167,6 +185,7 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
       registry,
       supervisor,
       feed,
+      output,
       types,
       nodeId,
       retryBaseMs: config.retryBaseMs,
@@ -197,6 +216,8 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
     cleanups.push(() => pubsub.stop());
     snapshotter.start();
     cleanups.push(() => snapshotter.stop());
+    output.start();
+    cleanups.push(() => output.stop());
 
     let worker: QueueWorker | undefined;
     let channels: Channels | undefined;

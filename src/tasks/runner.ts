@@ -21,9 +21,16 @@ import {
 } from '../db/index.ts';
 import { enqueueTaskJob } from '../queue/index.ts';
 import type { Transition } from './actor.ts';
-import { AttemptTimeoutError, CancelledError, ShutdownError } from './errors.ts';
+import {
+  AttemptTimeoutError,
+  CancelledError,
+  OutputError,
+  OutputLimitError,
+  ShutdownError,
+} from './errors.ts';
 import type { TaskFeed } from './feed.ts';
 import { GroupCommit } from './group-commit.ts';
+import type { OutputWriter } from './output-writer.ts';
 import type { Registry } from './registry.ts';
 import type { Supervisor } from './supervisor.ts';
 import type { TaskContext, TaskType, TaskTypes } from './task-type.ts';
@@ -33,6 +40,7 @@ export interface RunnerOptions {
   registry: Registry;
   supervisor: Supervisor;
   feed: TaskFeed;
+  output: OutputWriter;
   types: TaskTypes;
   nodeId: string;
   retryBaseMs: number;
@@ -102,7 +110,7 @@ export class Runner {
       settle = resolve;
     });
     const running: Running = { controller, ended };
-    this.#o.supervisor.start(claim.task, controller).start();
+    this.#o.supervisor.start(claim.task, controller).start(claim.outputReset);
     this.#active.set(taskId, running);
     let endRecord: TaskRecord | null = null;
     const taskLog = this.#o.log.child({
@@ -186,6 +194,17 @@ export class Runner {
         const actor = registry.get(taskId);
         if (actor?.attempt === controller) actor.progress(fraction, message);
       },
+      output(chunk) {
+        const actor = registry.get(taskId);
+        if (actor?.attempt !== controller) return -1;
+        try {
+          return actor.output(chunk);
+        } catch (err) {
+          // Past a limit the attempt fails (the handler also gets the error, to stop at once).
+          if (err instanceof OutputLimitError && !controller.signal.aborted) controller.abort(err);
+          throw err;
+        }
+      },
       log,
     };
     let onAbort: (() => void) | undefined;
@@ -213,7 +232,8 @@ export class Runner {
   #abortOutcome(reason: unknown): Outcome {
     if (reason instanceof CancelledError) return { kind: 'cancelled' };
     if (reason instanceof ShutdownError) return { kind: 'shutdown' };
-    return { kind: 'failed', error: errorOf(reason), retryable: true };
+    // The same output would pass the same limit again: no retry.
+    return { kind: 'failed', error: errorOf(reason), retryable: !(reason instanceof OutputError) };
   }
 
   async #end(
@@ -224,11 +244,14 @@ export class Runner {
   ): Promise<TaskRecord | null> {
     const { registry, pool } = this.#o;
     const actor = registry.get(taskId);
-    const pending = (actor?.attempt === controller ? actor : undefined)?.beginEnd() ?? {
+    const current = actor?.attempt === controller ? actor : undefined;
+    const pending = current?.beginEnd() ?? {
       seq: task.seq + 1,
       progress: task.progress,
       message: task.message,
     };
+    // The end is written only after every chunk of output before it is stored (api.md).
+    if (current) await this.#persist(() => this.#o.output.drain(current));
     const base = {
       taskId,
       attempt: task.attempt,

@@ -6,6 +6,8 @@ import {
   findUnstorable,
   isStorableString,
   MAX_JSON_DEPTH,
+  storableString,
+  toStorable,
 } from '../../src/contract/storable.ts';
 
 test('NUL and lone surrogates are unstorable; text, emoji and U+FFFD are storable', () => {
@@ -42,4 +44,20 @@ test('nesting deeper than MAX_JSON_DEPTH is named, at any depth JSON.parse accep
 test('escapeUnstorable shows NUL and lone surrogates as \\u escapes and keeps pairs', () => {
   assert.equal(escapeUnstorable('a\u0000b\ud800c😀\udc00'), 'a\\u0000b\\ud800c😀\\udc00');
   assert.equal(isStorableString(escapeUnstorable('\u0000\ud800')), true);
+});
+
+test('toStorable: NUL and lone surrogates become U+FFFD in values and keys; a storable value is returned as is', () => {
+  const clean = { a: 'ok', b: ['😀', 1, null, { c: true }] };
+  assert.equal(toStorable(clean), clean, 'no copy when nothing needs changing');
+  assert.equal(toStorable('cut \u0000 here'), 'cut \uFFFD here');
+  assert.equal(toStorable('half \ud800'), 'half \uFFFD');
+  assert.equal(toStorable('pair 😀 kept'), 'pair 😀 kept');
+  assert.deepEqual(toStorable({ 'k\u0000': ['x\udc00y', { z: '\u0000' }] }), {
+    'k\uFFFD': ['x\uFFFDy', { z: '\uFFFD' }],
+  });
+  assert.equal(
+    findUnstorable(toStorable({ deep: JSON.parse('['.repeat(600) + ']'.repeat(600)) })),
+    undefined,
+  );
+  assert.equal(storableString('\u0000\ud800\udfff'), '\uFFFD\ud800\udfff', 'a valid pair stays');
 });

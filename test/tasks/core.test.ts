@@ -11,6 +11,7 @@ import { Registry, Supervisor, TaskActor, TaskFeed } from '../../src/tasks/index
 import { waitFor } from '../helpers/wait.ts';
 
 const log = pino({ level: 'silent' });
+const LIMITS = { chunkBytes: 1000, maxChunks: 5, maxBytes: 2000 };
 const ID = '01900000-0000-7000-8000-00000000000a';
 
 function record(over: Partial<TaskRecord> = {}): TaskRecord {
@@ -51,10 +52,13 @@ function topics() {
 function actorWith(feed: TaskFeed, over: Partial<TaskRecord> = {}) {
   const dirty: TaskActor[] = [];
   const crashes: unknown[] = [];
-  const actor = new TaskActor(record(over), new AbortController(), feed, {
-    dirty: (a) => dirty.push(a),
-    crashed: (_a, err) => crashes.push(err),
-  });
+  const actor = new TaskActor(
+    record(over),
+    new AbortController(),
+    feed,
+    { dirty: (a) => dirty.push(a), outputDirty: () => {}, crashed: (_a, err) => crashes.push(err) },
+    LIMITS,
+  );
   return { actor, dirty, crashes };
 }
 
@@ -200,6 +204,8 @@ describe('Registry and Supervisor', () => {
       log,
       load: async () => record({ seq: 3, progress: 0.3 }),
       dirty: () => {},
+      outputDirty: () => {},
+      outputLimits: LIMITS,
       lost: (id) => lost.push(id),
     });
     const attempt = new AbortController();
@@ -230,6 +236,8 @@ describe('Registry and Supervisor', () => {
         return record({ status: 'completed' });
       },
       dirty: () => {},
+      outputDirty: () => {},
+      outputLimits: LIMITS,
       lost: () => {},
     });
     supervisor.start(record(), new AbortController());
