@@ -10,6 +10,7 @@ import { registerApiDocs } from './openapi.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { clientErrorHandler, frameworkErrors, notFoundHandler, refuseConnect } from './refusals.ts';
 import { healthRoutes } from './routes/health.ts';
+import { outputRoutes } from './routes/output.ts';
 import { type LongPollHandler, socketRoutes, WEBSOCKET_PATH } from './routes/socket.ts';
 import { taskRoutes } from './routes/tasks.ts';
 
@@ -26,6 +27,8 @@ export interface HttpAppOptions {
   /** What works only in part (e.g. `bus`: other nodes' events don't arrive), for /readyz. */
   degraded?: () => string[];
   longPoll?: LongPollHandler;
+  /** SSE readers whose unread bytes pass this are cut off (they resume with Last-Event-ID). */
+  maxStreamBufferBytes?: number;
 }
 
 export function buildHttpApp(opts: HttpAppOptions): FastifyInstance {
@@ -59,6 +62,11 @@ export function buildHttpApp(opts: HttpAppOptions): FastifyInstance {
     service: opts.service,
     tokens: opts.tokens,
     createLimiter: new RateLimiter(opts.maxCreatesPerMinute, 60_000),
+  });
+  app.register(outputRoutes, {
+    service: opts.service,
+    tokens: opts.tokens,
+    maxBufferedBytes: opts.maxStreamBufferBytes ?? 8 * 1024 * 1024,
   });
   if (opts.longPoll) app.register(socketRoutes, { longPoll: opts.longPoll, bodyLimit: opts.bodyLimitBytes });
   return app;

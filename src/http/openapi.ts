@@ -93,6 +93,39 @@ const ROUTES: Record<string, FastifySchema & Record<string, unknown>> = {
       ...errors('not_found', ...AUTHED),
     },
   },
+  'GET /api/tasks/:id/output': {
+    tags: ['tasks'],
+    summary: "The task's streamed output: Server-Sent Events, or all of it with ?format=json",
+    description:
+      'SSE: each chunk is `id: <index>`, `event: output`, `data: {"index","data","attempt"}`; a new attempt ' +
+      'starting over is `event: output_reset` (`{"attempt","start"}`); after the terminal state, `event: end` ' +
+      'with the task, and the stream closes. Starts at `output.start`, after chunk n with `Last-Event-ID: n`, ' +
+      'or at chunk n with `?from=n`. A browser EventSource may pass the token as `?token=`.',
+    querystring: Type.Object({
+      format: Type.Optional(Type.Union([Type.Literal('sse'), Type.Literal('json')])),
+      from: Type.Optional(Type.Integer({ minimum: 0 })),
+      token: Type.Optional(Type.String({ description: 'the bearer token, for EventSource (no headers)' })),
+    }),
+    response: {
+      200: {
+        description: 'text/event-stream, or with ?format=json the whole valid output',
+        content: {
+          'text/event-stream': { schema: { type: 'string' } },
+          'application/json': {
+            schema: Type.Object({
+              output: Type.Array(
+                Type.Object({ index: Type.Integer(), data: Type.Unknown(), attempt: Type.Integer() }),
+              ),
+              start: Type.Integer(),
+              next: Type.Integer(),
+              done: Type.Boolean(),
+            }),
+          },
+        },
+      },
+      ...errors('not_found', 'validation_failed', ...AUTHED),
+    },
+  },
   'GET /healthz': {
     tags: ['operations'],
     summary: 'The process is alive',

@@ -253,6 +253,7 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
       },
       degraded: () => (pubsub.available ? [] : ['bus']),
       longPoll: (req) => channels!.longPoll(req),
+      maxStreamBufferBytes: config.socketHardBufferBytes,
     });
     cleanups.push(() => app.close());
     channels = attachChannels({ server: app.server, tasks: service, tokens, config, log });

@@ -106,7 +106,7 @@ export class TaskActor {
 
   /** The public shape, for a GET or a join reply. */
   get task(): Task {
-    return publicTask(this.#state);
+    return publicTask(this.state);
   }
 
   get seq(): number {

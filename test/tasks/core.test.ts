@@ -97,6 +97,10 @@ describe('TaskActor', () => {
     state.seq = 99;
     assert.equal(actor.state.progress, 0);
     assert.equal(actor.seq, 1);
+    const task = actor.task;
+    actor.output('a chunk');
+    assert.deepEqual(task.output, { start: 0, next: 0 }, 'a state handed out does not move with the actor');
+    assert.deepEqual(actor.task.output, { start: 0, next: 1 });
     assert.equal('owner' in actor.task, false, 'the public shape has no owner');
   });
 

@@ -32,11 +32,14 @@ export async function writeOutput(q: Queryable, segments: OutputSegment[]): Prom
     text: `with v as (
        select * from jsonb_to_recordset($1::jsonb)
          as v(id uuid, attempt int, first bigint, chunks jsonb, bytes int)
+     ), a as (
+       -- One row per task: an UPDATE ... FROM with several matches updates once, with any of them.
+       select id, attempt, max(first + jsonb_array_length(chunks)) as upto from v group by id, attempt
      ), t as (
        update taskwire.tasks t
-          set output_next = greatest(t.output_next, v.first + jsonb_array_length(v.chunks))
-         from v
-        where t.id = v.id and t.attempt = v.attempt and t.status = 'running'
+          set output_next = greatest(t.output_next, a.upto)
+         from a
+        where t.id = a.id and t.attempt = a.attempt and t.status = 'running'
        returning t.id
      ), o as (
        insert into taskwire.task_output (task_id, first_idx, attempt, chunks, bytes)
