@@ -1,18 +1,20 @@
 // The client: REST calls plus ONE phoenix Socket shared by every task it follows, one channel
 // `task:<id>` per task. phoenix reconnects the socket and rejoins the channels; each rejoin's
-// reply carries the task's current state, which the handle folds in by seq.
-import { type Channel, LongPoll, Socket, type SocketConnectOption } from 'phoenix';
+// reply carries the task's current state, which the handle folds in by seq, and each rejoin's
+// params (a function) ask for the output from the handle's next index, so none is missed or
+// repeated.
+import { type Channel, LongPoll, type Push, Socket, type SocketConnectOption } from 'phoenix';
 import { TaskwireApiError, TaskwireConnectionError, TaskwireError } from './errors.ts';
 import { Rest } from './http.ts';
 import { type TaskFeed, TaskHandle } from './task-handle.ts';
 import {
+  type FollowOptions,
   type ListOptions,
   type SubmitOptions,
   TASK_EVENT_NAMES,
   type Task,
   type TaskAuditEvent,
   type TaskPage,
-  TERMINAL_STATUSES,
 } from './types.ts';
 
 export interface ClientOptions {
@@ -48,7 +50,7 @@ interface Followed {
   feed: TaskFeed;
   channel: Channel | undefined;
   /** Settles a first join still in flight when the task is released. */
-  abortJoin: ((error: TaskwireError) => void) | undefined;
+  abortJoin: ((error?: TaskwireError) => void) | undefined;
 }
 
 export class TaskwireClient {
@@ -76,11 +78,15 @@ export class TaskwireClient {
     });
   }
 
-  /** Creates a task and follows it. Resolves once its channel is joined (or it already ended). */
+  /**
+   * Creates a task and follows it (with its output, unless `output: false`). Resolves once its
+   * channel is joined (or it already ended).
+   */
   async submit<R = unknown>(body: SubmitBody, opts: SubmitOptions = {}): Promise<TaskHandle<R>> {
     this.#assertOpen();
+    const outputFrom = followFrom(opts);
     const task = await this.#rest.submit(body, opts);
-    return this.#follow<R>(task);
+    return this.#follow<R>(task, outputFrom);
   }
 
   /** Creates a task without following it (one HTTP request, no socket): its state as created. */
@@ -89,12 +95,23 @@ export class TaskwireClient {
     return this.#rest.submit(body, opts);
   }
 
-  /** Follows an existing task of the caller. Rejects with `not_found` for unknown or foreign ids. */
-  async watch<R = unknown>(taskId: string): Promise<TaskHandle<R>> {
+  /**
+   * Follows an existing task of the caller, with its output from `outputFrom` (default 0) unless
+   * `output: false`. A task already followed gives the same handle (its options stay). A finished
+   * task's output is fetched through its channel, which is left once it is all in. Rejects with
+   * `not_found` for unknown or foreign ids.
+   */
+  async watch<R = unknown>(taskId: string, opts: FollowOptions = {}): Promise<TaskHandle<R>> {
     this.#assertOpen();
+    const outputFrom = followFrom(opts);
     const existing = this.#followed.get(taskId);
     if (existing) return existing.handle as TaskHandle<R>;
-    return this.#follow<R>(await this.#rest.get(taskId));
+    return this.#follow<R>(await this.#rest.get(taskId), outputFrom);
+  }
+
+  /** The handle of a task this client follows now (one not yet ended or unwatched), if any. */
+  handle<R = unknown>(taskId: string): TaskHandle<R> | undefined {
+    return this.#followed.get(taskId)?.handle as TaskHandle<R> | undefined;
   }
 
   /** The task's current state (one HTTP read; no socket). */
@@ -132,7 +149,7 @@ export class TaskwireClient {
     return this.#socket;
   }
 
-  async #follow<R>(task: Task): Promise<TaskHandle<R>> {
+  async #follow<R>(task: Task, outputFrom: number | undefined): Promise<TaskHandle<R>> {
     const existing = this.#followed.get(task.task_id);
     if (existing) {
       existing.feed.snapshot(task);
@@ -149,8 +166,10 @@ export class TaskwireClient {
       (f) => {
         feed = f;
       },
+      outputFrom,
     );
-    if (TERMINAL_STATUSES.has(task.status)) return handle; // nothing more will happen
+    // Ended, with all of its output (if followed) in hand: nothing more will happen.
+    if (!feed.pending()) return handle;
     const followed: Followed = {
       handle: handle as TaskHandle<unknown>,
       feed,
@@ -162,47 +181,80 @@ export class TaskwireClient {
     return handle;
   }
 
-  #join(followed: Followed): Promise<void> {
+  /**
+   * Opens the task's channel: its events feed the handle, and its join params are re-read on every
+   * (re)join, so each asks for the output from the handle's next index. Returns the join push.
+   */
+  #open(followed: Followed): Push {
     const id = followed.handle.id;
-    const socket = this.#connect();
-    const channel = socket.channel(`task:${id}`, {});
+    const { feed } = followed;
+    const channel = this.#connect().channel(`task:${id}`, () => {
+      const from = feed.outputFrom();
+      return from === undefined ? {} : { output_from: from };
+    });
     followed.channel = channel;
+    /** Frames of a channel this task has moved off (a resync) are not its news any more. */
+    const current = () => followed.channel === channel;
     for (const name of TASK_EVENT_NAMES)
       channel.on(name, (payload) => {
-        followed.feed.event(name, payload);
+        if (current()) feed.event(name, payload);
       });
+    if (feed.outputFrom() !== undefined) {
+      channel.on('output', (payload) => {
+        if (current() && feed.output(payload) === 'gap') this.#resync(followed);
+      });
+      channel.on('output_reset', (payload) => {
+        if (current()) feed.outputReset(payload);
+      });
+    }
+    return (
+      channel
+        .join(this.#timeoutMs)
+        // Every rejoin (after a reconnect) lands here too: its state is the catch-up.
+        .receive('ok', (response?: { task?: Task }) => {
+          followed.abortJoin?.(); // settled first: a state that ends the task must not fail the join
+          if (current() && response?.task) feed.snapshot(response.task);
+        })
+        .receive('error', () => {
+          // Unknown and foreign ids get the same answer (api.md), so it is a not_found.
+          if (!current()) return;
+          this.#release(
+            id,
+            new TaskwireApiError(404, { code: 'not_found', message: `no task ${id} (or not yours)` }),
+          );
+        })
+    );
+  }
+
+  /** The first join of a task: resolves on its ok reply, rejects when refused or not answered. */
+  #join(followed: Followed): Promise<void> {
+    const id = followed.handle.id;
     return new Promise<void>((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
-      const settle = (error?: TaskwireError) => {
-        if (!followed.abortJoin) return;
+      followed.abortJoin = (error?: TaskwireError) => {
         followed.abortJoin = undefined;
         clearTimeout(timer);
         if (error) reject(error);
         else resolve();
       };
-      followed.abortJoin = settle;
       timer = setTimeout(() => {
-        const error = socket.isConnected()
+        const error = this.#socket?.isConnected()
           ? new TaskwireError('timeout', `joining task:${id} got no answer in ${this.#timeoutMs} ms`)
           : new TaskwireConnectionError(this.socketUrl, 'the socket did not open; is the token valid?');
         this.#release(id, error);
       }, this.#timeoutMs);
-      channel
-        .join(this.#timeoutMs)
-        // Every rejoin (after a reconnect) lands here too: its state is the catch-up.
-        .receive('ok', (response?: { task?: Task }) => {
-          // Settled first: a state that ends the task releases it, which must not fail the join.
-          settle();
-          if (response?.task) followed.feed.snapshot(response.task);
-        })
-        .receive('error', () => {
-          // Unknown and foreign ids get the same answer (api.md), so it is a not_found.
-          this.#release(
-            id,
-            new TaskwireApiError(404, { code: 'not_found', message: `no task ${id} (or not yours)` }),
-          );
-        });
+      this.#open(followed);
     });
+  }
+
+  /**
+   * A chunk arrived past a gap (the server never sends one: this is a guard): leave the channel and
+   * join again, asking for the output from the last index applied.
+   */
+  #resync(followed: Followed): void {
+    if (this.#followed.get(followed.handle.id) !== followed) return;
+    followed.channel?.leave();
+    this.#open(followed);
   }
 
   #release(id: string, error?: TaskwireError): void {
@@ -232,6 +284,14 @@ export class TaskwireClient {
   #assertOpen(): void {
     if (this.#closed) throw new TaskwireError('closed', 'the client was closed');
   }
+}
+
+/** The first output index a follow asks for, or undefined when the output is not wanted. */
+function followFrom(opts: FollowOptions): number | undefined {
+  if (opts.output === false) return undefined;
+  const from = opts.outputFrom ?? 0;
+  if (!Number.isSafeInteger(from) || from < 0) throw new TypeError('outputFrom must be an integer >= 0');
+  return from;
 }
 
 function rethrowLater(err: unknown): void {

@@ -8,8 +8,10 @@ export {
   TaskwireConnectionError,
   TaskwireError,
 } from './errors.ts';
+export { chunkText, type OutputChunk, type OutputItem, type OutputReset } from './output.ts';
 export { TaskHandle } from './task-handle.ts';
 export {
+  type FollowOptions,
   type ListOptions,
   type SubmitOptions,
   TASK_EVENT_NAMES,

@@ -1,7 +1,9 @@
 // One task as a client follows it: its latest state, folded from the join reply and the events
 // in seq order (anything at or below the last applied seq is dropped, so nothing is applied
-// twice or backwards), listeners, and result(). It knows nothing of sockets: the client feeds it.
-import { TaskCancelledError, TaskFailedError, type TaskwireError } from './errors.ts';
+// twice or backwards), its streamed output (output.ts), listeners, and result(). It knows nothing
+// of sockets: the client feeds it.
+import { TaskCancelledError, TaskFailedError, TaskwireError } from './errors.ts';
+import { type Accepted, type OutputChunk, type OutputCursor, OutputLog, type OutputReset } from './output.ts';
 import {
   TASK_EVENT_NAMES,
   type Task,
@@ -20,12 +22,20 @@ export interface TaskFeed {
   snapshot(task: Task): boolean;
   /** The client stopped following the task (closed or unwatched): pending result()s reject. */
   end(error: TaskwireError): void;
+  /** An `output` event; 'gap' tells the client to rejoin from `outputFrom()`. */
+  output(payload: unknown): Accepted;
+  /** An `output_reset` event. */
+  outputReset(payload: unknown): void;
+  /** The join param `output_from` (re-read on every rejoin); undefined when output is not followed. */
+  outputFrom(): number | undefined;
+  /** True while the handle still waits for something: the task's end, or output up to it. */
+  pending(): boolean;
 }
 
 /** What a handle needs from its client. */
 export interface TaskLink {
   cancel(id: string): Promise<Task>;
-  /** Stop following: leave the channel. Called once the task ends, or on unwatch(). */
+  /** Stop following: leave the channel. Called once the task ends (and its output is in), or on unwatch(). */
   release(id: string): void;
   /** A listener threw: report it (the others still run and the state still folds). */
   listenerError(err: unknown): void;
@@ -41,16 +51,39 @@ export class TaskHandle<R = unknown> {
   readonly #link: TaskLink;
   readonly #listeners = new Map<keyof TaskListeners, Set<AnyListener>>();
   readonly #waiters: Waiter<R>[] = [];
+  /** The streamed output, when followed. */
+  readonly #output: OutputLog | undefined;
+  #released = false;
 
-  /** Created by the client; `attach` receives the feed it drives the handle with. */
-  constructor(initial: Task<R>, link: TaskLink, attach: (feed: TaskFeed) => void) {
+  /**
+   * Created by the client; `attach` receives the feed it drives the handle with. `outputFrom`: the
+   * first output index to collect, or undefined to leave the output alone.
+   */
+  constructor(initial: Task<R>, link: TaskLink, attach: (feed: TaskFeed) => void, outputFrom?: number) {
     this.id = initial.task_id;
     this.#state = initial;
     this.#link = link;
+    if (outputFrom !== undefined) {
+      this.#output = new OutputLog(outputFrom, {
+        chunk: (chunk) => this.#emit('output', chunk, this.#state),
+        reset: (reset) => this.#emit('output_reset', reset, this.#state),
+        complete: () => {
+          if (this.done) this.#release();
+        },
+      });
+      this.#output.cursor(initial.output, initial.attempt, TERMINAL_STATUSES.has(initial.status));
+    }
     attach({
       event: (name, payload) => this.#applyEvent(name, payload),
       snapshot: (task) => this.#applySnapshot(task as Task<R>),
       end: (error) => this.#end(error),
+      output: (payload) => this.#applyOutput(payload),
+      outputReset: (payload) => {
+        const p = payload as Partial<OutputReset> | undefined;
+        if (typeof p?.start === 'number') this.#output?.reset(p.start, p.attempt ?? this.#state.attempt);
+      },
+      outputFrom: () => this.#output?.next,
+      pending: () => !this.done || (this.#output !== undefined && !this.#output.complete),
     });
   }
 
@@ -70,6 +103,43 @@ export class TaskHandle<R = unknown> {
   /** True once the task is completed, failed or cancelled. */
   get done(): boolean {
     return TERMINAL_STATUSES.has(this.#state.status);
+  }
+
+  /**
+   * The output as it streams: each valid chunk `{kind: 'chunk', index, data, attempt}` once, in
+   * index order, starting with the ones already held; `{kind: 'reset', start, attempt}` when a new
+   * attempt starts the output over (clear what you showed: every chunk before it is void). Resumes
+   * by index across reconnects; ends once the task has ended and its last chunk is in (whatever
+   * the outcome: see result()). Throws (after yielding what it holds) when the client stops
+   * following first. Each call is an independent iterator; `break` stops it.
+   */
+  output(opts: { signal?: AbortSignal } = {}): AsyncIterableIterator<OutputChunk | OutputReset> {
+    if (!this.#output) {
+      throw new TaskwireError('output_off', `task ${this.id} is followed without its output (output: false)`);
+    }
+    return this.#output.iterate(opts.signal) as OutputCursor;
+  }
+
+  /** The valid output so far as text: string chunks as they are, other JSON values as JSON text. */
+  get text(): string {
+    return this.#output?.text ?? '';
+  }
+
+  /** The valid output chunks held so far, in index order (do not mutate). */
+  get chunks(): readonly OutputChunk[] {
+    return this.#output?.chunks ?? [];
+  }
+
+  /**
+   * Where the output stands: `next` is the index to resume from (store it with the text to pick
+   * up later with `watch(id, {outputFrom: next})`); `complete` once the task ended and all of its
+   * output is here.
+   */
+  get outputPosition(): { start: number; next: number; complete: boolean } {
+    const o = this.#output;
+    return o
+      ? { start: o.start, next: o.next, complete: o.complete }
+      : { start: 0, next: 0, complete: false };
   }
 
   /** Listens to one event (or `update`: the state after any change). Returns the unsubscribe. */
@@ -132,12 +202,25 @@ export class TaskHandle<R = unknown> {
     };
     this.#emit(event, payload, this.#state);
     this.#emit('update', this.#state);
-    if (TERMINAL_STATUSES.has(this.#state.status)) this.#finish();
+    if (TERMINAL_STATUSES.has(this.#state.status)) {
+      // Every chunk of an attempt comes before its end (api.md): the output ends where it stands.
+      this.#output?.endHere();
+      this.#finish();
+    }
     return true;
   }
 
+  #applyOutput(raw: unknown): Accepted {
+    const p = raw as Partial<OutputChunk> | undefined;
+    if (!this.#output || typeof p?.index !== 'number') return 'void';
+    return this.#output.accept(p.index, p.data, p.attempt ?? this.#state.attempt);
+  }
+
   #applySnapshot(task: Task<R>): boolean {
-    if (!task || typeof task.seq !== 'number' || task.seq <= this.#state.seq) return false;
+    if (!task || typeof task.seq !== 'number') return false;
+    // The output cursor counts whatever the seq: a rejoin's reply says where the output stands.
+    this.#output?.cursor(task.output, task.attempt, TERMINAL_STATUSES.has(task.status));
+    if (task.seq <= this.#state.seq) return false;
     const wasTerminal = TERMINAL_STATUSES.has(this.#state.status);
     this.#state = task;
     this.#emit('update', task);
@@ -174,10 +257,20 @@ export class TaskHandle<R = unknown> {
       else if (state.status === 'failed') w.reject(new TaskFailedError(state as Task));
       else w.reject(new TaskCancelledError(state as Task));
     }
+    // A state learned on a rejoin may end the task before its last chunks (sent after the reply)
+    // are in: the channel stays until they are.
+    if (!this.#output || this.#output.complete) this.#release();
+  }
+
+  #release(): void {
+    if (this.#released) return;
+    this.#released = true;
     this.#link.release(this.id);
   }
 
   #end(error: TaskwireError): void {
+    this.#released = true;
+    this.#output?.fail(error);
     if (this.#ended || this.done) return;
     this.#ended = error;
     for (const w of this.#waiters.splice(0)) w.reject(error);
