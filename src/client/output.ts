@@ -113,8 +113,10 @@ export class OutputLog {
     this.#text += chunkText(data);
     this.#next = index + 1;
     for (const c of this.#cursors) c.push(chunk);
-    this.#sink.chunk(chunk);
+    // Complete (if this was the last chunk) before the sink hears of the chunk, so that a listener
+    // of the last chunk sees the output complete.
     this.#checkComplete();
+    this.#sink.chunk(chunk);
     return 'applied';
   }
 

@@ -200,13 +200,13 @@ export class TaskHandle<R = unknown> {
       result: event === 'completed' ? ((payload.result ?? null) as R | null) : prev.result,
       error: event === 'failed' ? ((payload.error ?? null) as Task['error']) : prev.error,
     };
+    const ended = TERMINAL_STATUSES.has(this.#state.status);
+    // Every chunk of an attempt comes before its end (api.md): the output ends where it stands,
+    // before the listeners hear of the end (so they see `outputPosition.complete` with it).
+    if (ended) this.#output?.endHere();
     this.#emit(event, payload, this.#state);
     this.#emit('update', this.#state);
-    if (TERMINAL_STATUSES.has(this.#state.status)) {
-      // Every chunk of an attempt comes before its end (api.md): the output ends where it stands.
-      this.#output?.endHere();
-      this.#finish();
-    }
+    if (ended) this.#finish();
     return true;
   }
 

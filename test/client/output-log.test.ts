@@ -220,3 +220,20 @@ test('a finished task whose output is all known ends at once and is not joined',
   const fromStored = handle(task({ status: 'failed', output: { start: 0, next: 5 } }), 5);
   assert.equal(fromStored.feed.pending(), false, 'the consumer holds them all already');
 });
+
+test('listeners of the last chunk and of the end see the output complete', () => {
+  const live = handle();
+  const seen: boolean[] = [];
+  live.h.on('update', () => seen.push(live.h.outputPosition.complete));
+  live.feed.output(chunk(0, 'a'));
+  live.feed.event('completed', done(2));
+  assert.deepEqual(seen, [true], 'the terminal update');
+
+  const caught = handle();
+  const last: boolean[] = [];
+  caught.h.on('output', () => last.push(caught.h.outputPosition.complete));
+  caught.feed.snapshot(task({ seq: 9, status: 'completed', output: { start: 0, next: 2 } }));
+  caught.feed.output(chunk(0, 'a'));
+  caught.feed.output(chunk(1, 'b'));
+  assert.deepEqual(last, [false, true], 'the last chunk of a backlog');
+});

@@ -79,6 +79,8 @@ test('the tarball holds the built package, not the sources or the tests', () => 
     'dist/index.js',
     'dist/index.d.ts',
     'dist/client/index.js',
+    'dist/react/index.js',
+    'dist/react/index.d.ts',
     'dist/cli/main.js',
     'dist/db/migrations/001_tasks.sql',
     'docs/api.md',
