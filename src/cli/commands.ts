@@ -10,6 +10,7 @@ import {
   type TaskwireClient,
 } from '../client/index.ts';
 import { CliError, type ClientFlags, DEFAULT_URL, EXIT, resolveToken, toCliError } from './connect.ts';
+import { printOutput } from './output-stream.ts';
 import { type WatchMode, WatchView } from './watch-view.ts';
 
 const STATUSES: TaskStatus[] = ['queued', 'running', 'completed', 'failed', 'cancelled'];
@@ -92,8 +93,9 @@ function watchMode(flags: ClientFlags): WatchMode {
 }
 
 /** Follows the handles until they end; exit 1 when any failed or was cancelled. */
-async function watchUntilDone(handles: TaskHandle[], flags: ClientFlags): Promise<number> {
-  const view = new WatchView({ mode: watchMode(flags) });
+async function watchUntilDone(handles: TaskHandle[], flags: ClientFlags & OutputFlag): Promise<number> {
+  if (flags.output && !flags.json) return streamUntilDone(handles[0]);
+  const view = new WatchView({ mode: watchMode(flags), output: flags.output });
   const onSigint = () => {
     view.stop();
     process.stderr.write('taskwire: stopped watching (the tasks go on)\n');
@@ -107,6 +109,29 @@ async function watchUntilDone(handles: TaskHandle[], flags: ClientFlags): Promis
     process.off('SIGINT', onSigint);
     view.stop();
   }
+}
+
+/** `--output`: the text on stdout as it streams, no progress display; exit 1 unless completed. */
+async function streamUntilDone(handle: TaskHandle): Promise<number> {
+  const onSigint = () => {
+    process.stderr.write('\ntaskwire: stopped watching (the task goes on)\n');
+    process.exit(EXIT.interrupted);
+  };
+  process.once('SIGINT', onSigint);
+  try {
+    const status = await printOutput(handle, {
+      out: process.stdout,
+      err: process.stderr,
+      tty: Boolean(process.stdout.isTTY),
+    });
+    return status === 'completed' ? EXIT.ok : EXIT.failed;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+interface OutputFlag {
+  output?: boolean;
 }
 
 function short(iso: string): string {
@@ -159,23 +184,28 @@ export function addClientCommands(program: Command): void {
     .argument('[input...]', 'input fields as key=value (values parse as JSON when they can)')
     .option('-i, --input <json>', 'input as a JSON object (key=value pairs override its fields)')
     .option('-w, --watch', 'show live progress until the task ends (exit 1 if it fails or is cancelled)')
+    .option(
+      '-o, --output',
+      'print its streamed output as it comes (implies --watch; with --json: NDJSON lines)',
+    )
     .option('--idempotency-key <key>', 'a repeat with the same key returns the first task')
     .option('--max-attempts <n>', 'attempts before the task fails (1..25)', positiveInt)
     .action(
       async (
         type: string,
         pairs: string[],
-        opts: ClientFlags & {
-          input?: string;
-          watch?: boolean;
-          idempotencyKey?: string;
-          maxAttempts?: number;
-        },
+        opts: ClientFlags &
+          OutputFlag & {
+            input?: string;
+            watch?: boolean;
+            idempotencyKey?: string;
+            maxAttempts?: number;
+          },
       ) =>
         run(opts, async (tw) => {
           const body: Record<string, unknown> = { ...buildInput(opts.input, pairs), type };
           if (opts.maxAttempts !== undefined) body.max_attempts = opts.maxAttempts;
-          if (!opts.watch) {
+          if (!opts.watch && !opts.output) {
             const task = await tw.create(body, { idempotencyKey: opts.idempotencyKey });
             if (opts.json) print(JSON.stringify(task));
             else
@@ -184,7 +214,10 @@ export function addClientCommands(program: Command): void {
               );
             return EXIT.ok;
           }
-          const handle = await tw.submit(body, { idempotencyKey: opts.idempotencyKey });
+          const handle = await tw.submit(body, {
+            idempotencyKey: opts.idempotencyKey,
+            output: Boolean(opts.output),
+          });
           return watchUntilDone([handle], opts);
         }),
     );
@@ -192,9 +225,22 @@ export function addClientCommands(program: Command): void {
   clientCommand(program, 'watch')
     .description('show live progress of tasks until they end (exit 1 if any fails or is cancelled)')
     .argument('<id...>', 'task ids')
-    .action(async (ids: string[], opts: ClientFlags) =>
-      run(opts, async (tw) => watchUntilDone(await Promise.all(ids.map((id) => tw.watch(id))), opts)),
-    );
+    .option(
+      '-o, --output',
+      "print the task's streamed output as it comes (one task; with --json: NDJSON lines)",
+    )
+    .action(async (ids: string[], opts: ClientFlags & OutputFlag) => {
+      if (opts.output && ids.length > 1) {
+        process.stderr.write('taskwire: --output follows one task at a time\n');
+        process.exit(EXIT.usage);
+      }
+      return run(opts, async (tw) =>
+        watchUntilDone(
+          await Promise.all(ids.map((id) => tw.watch(id, { output: Boolean(opts.output) }))),
+          opts,
+        ),
+      );
+    });
 
   clientCommand(program, 'ls')
     .description('list your tasks, newest first')

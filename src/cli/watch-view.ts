@@ -1,11 +1,18 @@
 // Shows followed tasks until they end: live bars in a terminal (one per task: status, percent,
-// message, ETA), plain lines when stdout is not a terminal, NDJSON events with --json.
-// It renders what the SDK hands it and never talks to the server itself.
+// message, ETA), plain lines when stdout is not a terminal, NDJSON events with --json (with
+// `output` and `output_reset` lines too when following the output). It renders what the SDK
+// hands it and never talks to the server itself.
 import cliProgress, { type Options, type Params, type SingleBar } from 'cli-progress';
 
 const { Format, MultiBar } = cliProgress;
 
-import { TASK_EVENT_NAMES, type Task, type TaskEventBase, type TaskHandle } from '../client/index.ts';
+import {
+  type OutputChunk,
+  TASK_EVENT_NAMES,
+  type Task,
+  type TaskEventBase,
+  type TaskHandle,
+} from '../client/index.ts';
 
 export type WatchMode = 'bars' | 'lines' | 'json';
 
@@ -120,12 +127,15 @@ function barLine(t: Tracked, options: Options, params: Params, color: boolean, w
 export interface WatchViewOptions {
   mode: WatchMode;
   out?: NodeJS.WriteStream;
+  /** JSON mode: also a line per output chunk and reset; a task ends once its output is all in. */
+  output?: boolean;
 }
 
 /** Follows the handles until each has ended; resolves with how they ended. */
 export class WatchView {
   readonly #mode: WatchMode;
   readonly #out: NodeJS.WriteStream;
+  readonly #output: boolean;
   readonly #tracked: Tracked[] = [];
   #bars: cliProgress.MultiBar | undefined;
   readonly #barOf = new Map<Tracked, SingleBar>();
@@ -133,6 +143,7 @@ export class WatchView {
   constructor(opts: WatchViewOptions) {
     this.#mode = opts.mode;
     this.#out = opts.out ?? process.stdout;
+    this.#output = opts.output ?? false;
     if (this.#mode === 'bars') {
       const color = Boolean(this.#out.isTTY) && !process.env.NO_COLOR;
       this.#bars = new MultiBar(
@@ -173,10 +184,23 @@ export class WatchView {
       // In JSON, a state no event carried (a rejoin's catch-up) gets its own line.
       if (this.#mode === 'lines' || state.seq !== t.eventSeq) this.#print(t);
     });
-    return handle.result().then(
+    const ended = handle.result().then(
       () => 'completed' as const,
       () => handle.state.status,
     );
+    if (!this.#output) return ended;
+    if (this.#mode === 'json') {
+      const chunkLine = ({ kind, ...chunk }: OutputChunk) =>
+        this.#line(JSON.stringify({ event: 'output', task_id: handle.id, ...chunk }));
+      // What arrived before this view was made first, then each new one, in index order.
+      for (const chunk of handle.chunks) chunkLine(chunk);
+      handle.on('output', chunkLine);
+      handle.on('output_reset', ({ kind, ...reset }) =>
+        this.#line(JSON.stringify({ event: 'output_reset', task_id: handle.id, ...reset })),
+      );
+    }
+    // The end may be learned on a rejoin before the last chunks (which follow the reply) are in.
+    return drain(handle.output()).then(() => ended);
   }
 
   /** Waits for every task followed so far; stops the bars. */
@@ -219,4 +243,8 @@ export class WatchView {
   #line(text: string): void {
     this.#out.write(`${text}\n`);
   }
+}
+
+async function drain(items: AsyncIterable<unknown>): Promise<void> {
+  for await (const _ of items);
 }
