@@ -41,3 +41,22 @@ test('src/client imports only phoenix, itself and the pure contract modules, and
     }
   }
 });
+
+test('src/react imports only react, the SDK and itself, and uses no Node-only globals', () => {
+  const dir = path.resolve(DIR, '../react');
+  const files = readdirSync(dir).filter((f) => f.endsWith('.ts'));
+  assert.ok(files.includes('index.ts'));
+  for (const file of files) {
+    const source = readFileSync(path.join(dir, file), 'utf8');
+    for (const [, specifier] of source.matchAll(/^(?:import|export)[^;]*?\bfrom\s+'([^']+)'/gms)) {
+      assert.ok(
+        specifier === 'react' || specifier === '../client/index.ts' || /^\.\/[\w-]+\.ts$/.test(specifier),
+        `${file} imports ${specifier}: only react, ../client/index.ts and ./files`,
+      );
+    }
+    const code = source.replace(/\/\/.*$/gm, '').replace(/\/\*[\s\S]*?\*\//g, '');
+    for (const global of ['process.', 'Buffer', 'require(', '__dirname', 'setImmediate']) {
+      assert.ok(!code.includes(global), `${file} uses ${global}`);
+    }
+  }
+});
