@@ -50,6 +50,8 @@ export class OutputLog {
   /** The index of the next chunk to apply: what a (re)join asks for. */
   #next: number;
   #chunks: OutputChunk[] = [];
+  /** What `chunks` last handed out, until the next change. */
+  #chunksView: readonly OutputChunk[] | undefined;
   #text = '';
   /** Where the output ends, once the task has ended. */
   #end: number | undefined;
@@ -76,9 +78,10 @@ export class OutputLog {
     return this.#start;
   }
 
-  /** The valid chunks held, in index order (do not mutate). */
+  /** The valid chunks held, in index order: a snapshot (a new array after each change). */
   get chunks(): readonly OutputChunk[] {
-    return this.#chunks;
+    this.#chunksView ??= Object.freeze(this.#chunks.slice());
+    return this.#chunksView;
   }
 
   /** The valid output as text (strings as they are, other JSON values as JSON text). */
@@ -110,6 +113,7 @@ export class OutputLog {
     if (index > this.#next) return 'gap';
     const chunk: OutputChunk = { kind: 'chunk', index, data, attempt };
     this.#chunks.push(chunk);
+    this.#chunksView = undefined;
     this.#text += chunkText(data);
     this.#next = index + 1;
     for (const c of this.#cursors) c.push(chunk);
@@ -153,6 +157,7 @@ export class OutputLog {
     if (!voids) return;
     this.#holdsOwn = false;
     this.#chunks = this.#chunks.filter((c) => c.index >= start);
+    this.#chunksView = undefined;
     this.#text = this.#chunks.map((c) => chunkText(c.data)).join('');
     const reset: OutputReset = { kind: 'reset', start, attempt };
     for (const c of this.#cursors) c.reset(reset);

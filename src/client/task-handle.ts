@@ -125,7 +125,7 @@ export class TaskHandle<R = unknown> {
     return this.#output?.text ?? '';
   }
 
-  /** The valid output chunks held so far, in index order (do not mutate). */
+  /** The valid output chunks held so far, in index order (a snapshot: a new array after each change). */
   get chunks(): readonly OutputChunk[] {
     return this.#output?.chunks ?? [];
   }

@@ -94,6 +94,12 @@ test('chunks apply once, in index order: duplicates dropped, a gap reported and 
   );
   assert.deepEqual(heard, ['0:a ', '1:b ', '2:[object Object]']);
   assert.deepEqual(h.outputPosition, { start: 0, next: 3, complete: false });
+  const before = h.chunks;
+  assert.equal(h.chunks, before, 'the same snapshot until something changes');
+  feed.output(chunk(3, 'd'));
+  assert.notEqual(h.chunks, before);
+  assert.equal(before.length, 3, 'a snapshot handed out never changes');
+  assert.ok(Object.isFrozen(before));
 });
 
 test('a reset voids what came before its start: one reset item, the text cleared, then the new chunks', async () => {
