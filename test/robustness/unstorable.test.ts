@@ -189,9 +189,10 @@ describe('one poisoned item never fails a batch for the others', () => {
       ]);
       await waitFor(
         async () => {
-          const { rows } = await t.server.pool.query('select status, message from taskwire.tasks where id = $1', [
-            good.task_id,
-          ]);
+          const { rows } = await t.server.pool.query(
+            'select status, message from taskwire.tasks where id = $1',
+            [good.task_id],
+          );
           // While it runs: only a snapshot can have written its message (a completion would too).
           return rows[0].status === 'running' && rows[0].message === 'good snapshot';
         },
