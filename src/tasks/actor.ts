@@ -5,7 +5,7 @@
 // (completed, failed, cancelled, retrying) is folded in only after the runner has persisted it.
 
 import type { TaskEventName } from '../contract/index.ts';
-import { toStorable } from '../contract/storable.ts';
+import { storableString, toStorable } from '../contract/storable.ts';
 import type { OutputChunk, OutputSegment, Snapshot } from '../db/index.ts';
 import { isTerminal, publicTask, type Task, type TaskRecord } from '../db/index.ts';
 import { OutputLimitError } from './errors.ts';
@@ -171,7 +171,9 @@ export class TaskActor {
       const f = Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : s.progress;
       s.progress = Math.max(f, s.progress);
       if (message !== undefined)
-        s.message = typeof message === 'string' ? message.slice(0, MAX_MESSAGE) : String(message);
+        s.message = storableString(
+          typeof message === 'string' ? message.slice(0, MAX_MESSAGE) : String(message),
+        );
       s.seq += 1;
       this.#publish('progress', {});
       this.#hooks.dirty(this);

@@ -5,6 +5,7 @@
 
 import type pg from 'pg';
 import type { Logger } from 'pino';
+import { storableString, toStorable } from '../contract/storable.ts';
 import {
   type AttemptEnd,
   type Claim,
@@ -62,13 +63,18 @@ export function retryDelay(attempt: number, baseMs: number, maxMs: number): numb
   return Math.round(exp + exp * 0.1 * Math.random());
 }
 
+/** A thrown value as api.md's error, in storable form (what subscribers see is what is kept). */
 function errorOf(value: unknown): { message: string } {
-  if (value instanceof Error) return { message: value.message || value.name };
-  if (typeof value === 'string') return { message: value };
+  return { message: storableString(errorText(value)) };
+}
+
+function errorText(value: unknown): string {
+  if (value instanceof Error) return value.message || value.name;
+  if (typeof value === 'string') return value;
   try {
-    return { message: `non-Error thrown: ${JSON.stringify(value)}` };
+    return `non-Error thrown: ${JSON.stringify(value)}`;
   } catch {
-    return { message: `non-Error thrown: ${String(value)}` };
+    return `non-Error thrown: ${String(value)}`;
   }
 }
 
@@ -221,7 +227,8 @@ export class Runner {
       const first = await Promise.race([handled, aborted]);
       if (signal.aborted) return this.#abortOutcome(signal.reason);
       if (first === 'aborted') return this.#abortOutcome(signal.reason);
-      if (first.ok) return { kind: 'completed', result: first.result === undefined ? null : first.result };
+      if (first.ok)
+        return { kind: 'completed', result: first.result === undefined ? null : toStorable(first.result) };
       return { kind: 'failed', error: errorOf(first.error), retryable: true };
     } finally {
       clearTimeout(timer);
@@ -302,14 +309,33 @@ export class Runner {
         : outcome.kind === 'cancelled'
           ? { status: 'cancelled' as const, result: null, error: null, progress: pending.progress }
           : { status: 'failed' as const, result: null, error: outcome.error, progress: pending.progress };
-    const record = await this.#persist(() => this.#ends.submit({ ...base, ...end }));
+    let written: { record: TaskRecord | null; end: typeof end };
+    try {
+      written = { record: await this.#persist(() => this.#ends.submit({ ...base, ...end })), end };
+    } catch (err) {
+      // Refused for a reason of the database's own (not unavailability): a second try writes the
+      // task failed with that reason, so no handler runs again for it. If that is refused too, the
+      // queue offers the job again later, and the next claim counts as an attempt.
+      const failed = {
+        status: 'failed' as const,
+        result: null,
+        error: { message: storableString(`the task's end could not be stored: ${errorText(err)}`) },
+        progress: pending.progress,
+      };
+      this.#o.log.error(
+        { err, task_id: taskId },
+        'the end of the attempt could not be stored; failing the task',
+      );
+      written = { record: await this.#persist(() => this.#ends.submit({ ...base, ...failed })), end: failed };
+    }
+    const { record } = written;
     const extra =
-      end.status === 'completed'
-        ? { result: end.result }
-        : end.status === 'failed'
-          ? { error: end.error }
+      written.end.status === 'completed'
+        ? { result: written.end.result }
+        : written.end.status === 'failed'
+          ? { error: written.end.error }
           : {};
-    this.#announce(taskId, controller, record, end.status, extra);
+    this.#announce(taskId, controller, record, written.end.status, extra);
     return record;
   }
 
