@@ -62,9 +62,12 @@ async function consume(it: AsyncIterable<OutputItem>) {
   return { items, shown };
 }
 
-/** How often each index reached the `output` listener. */
+/**
+ * How often each index reached the handle: the chunks it already held when the listener came
+ * (on a loaded machine the first ones can arrive with the join's reply), then each `output` event.
+ */
 function countDeliveries(task: TaskHandle) {
-  const seen = new Map<number, number>();
+  const seen = new Map<number, number>(task.chunks.map((c) => [c.index, 1]));
   task.on('output', (c) => seen.set(c.index, (seen.get(c.index) ?? 0) + 1));
   return seen;
 }
