@@ -158,19 +158,26 @@ export class TaskStore<R = unknown> {
   /** A change: a new view now, or at the end of the current throttle window. */
   #changed(): void {
     if (this.#timer !== undefined || this.#stopped) return;
+    this.#notifyWhenDue();
+  }
+
+  /** A busy event loop may fire a timer a little early: the window is measured again each time. */
+  #notifyWhenDue(): void {
     const wait = this.#lastNotify + this.#throttleMs - Date.now();
-    if (wait <= 0) this.#notify();
-    else
-      this.#timer = setTimeout(() => {
-        this.#timer = undefined;
-        this.#notify();
-      }, wait);
+    if (wait <= 0) {
+      this.#notify();
+      return;
+    }
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#notifyWhenDue();
+    }, wait);
   }
 
   #notify(): void {
     if (this.#stopped) return;
-    this.#lastNotify = Date.now();
     this.#view = this.#build();
+    this.#lastNotify = Date.now(); // the window starts when the listeners hear of it
     for (const listener of [...this.#listeners]) listener();
   }
 

@@ -47,7 +47,9 @@ test('views follow a generate task to its exact text; throttled; the channel is 
     }
     // 120 chunks (plus progress) came in far fewer views: at most one per 50 ms window after the first.
     assert.ok(views.length < 120, `${views.length} views`);
-    for (let i = 2; i < stamps.length; i++) assert.ok(stamps[i] - stamps[i - 1] >= 45, 'throttled');
+    // (a listener's own clock reading comes a moment after the store's: 2 ms of slack)
+    for (let i = 1; i < stamps.length; i++)
+      assert.ok(stamps[i] - stamps[i - 1] >= 48, `throttled: ${stamps.map((s) => s - stamps[0])}`);
     off1();
     off2();
     await waitFor(() => store.stopped, 'the store to let go');
