@@ -13,6 +13,9 @@ function int(value: string): number {
   return n;
 }
 
+/** A stop signal repeated within this window is the same request delivered twice, not a second one. */
+const SAME_REQUEST_MS = 250;
+
 function fail(message: string, code = 1): never {
   process.stderr.write(`taskwire: ${message}\n`);
   process.exit(code);
@@ -43,17 +46,19 @@ program
     } catch (err) {
       fail(err instanceof Error ? err.message : String(err));
     }
-    let signals = 0;
+    let stopAsked = 0;
     const shutdown = (signal: string) => {
-      signals += 1;
-      if (signals > 1) fail(`second ${signal}: stopping at once`, 1);
+      // One request to stop often arrives twice at once: a terminal's Ctrl-C (or a supervisor's
+      // kill of the whole group) reaches both this process and bin/taskwire.js, which forwards it.
+      if (stopAsked !== 0 && Date.now() - stopAsked < SAME_REQUEST_MS) return;
+      if (stopAsked !== 0) fail(`second ${signal}: stopping at once`, 1);
+      stopAsked = Date.now();
       server.stop().then(
         () => process.exit(0),
         (err: unknown) => fail(`stop failed: ${(err as Error).message}`),
       );
     };
-    process.on('SIGINT', () => shutdown('SIGINT'));
-    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => shutdown(signal));
     const token = await server.tokens.mint('dev', 7 * 24 * 3600);
     const secretNote = server.config.secret ? '' : ` (secret kept in ${server.config.dataDir}/secret)`;
     process.stdout.write(
