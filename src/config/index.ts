@@ -53,6 +53,10 @@ export interface Config {
   nodeDeadAfterMs: number;
   /** Name of this process in logs and the nodes table. */
   nodeId: string | undefined;
+  /** Growth of the resident set after which one memory-reducing GC gives freed pages back; 0: never. */
+  heapReleaseBytes: number;
+  /** A request whose head and body have not all arrived by then gets 408 (slow clients hold memory). */
+  requestTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -135,6 +139,8 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     heartbeatIntervalMs: int(env, 'TASKWIRE_HEARTBEAT_MS', 2000, 100),
     nodeDeadAfterMs: int(env, 'TASKWIRE_NODE_DEAD_AFTER_MS', 10_000, 500),
     nodeId: str(env, 'TASKWIRE_NODE_ID'),
+    heapReleaseBytes: int(env, 'TASKWIRE_HEAP_RELEASE_MB', 40, 0, 1_000_000) * 1_048_576,
+    requestTimeoutMs: int(env, 'TASKWIRE_REQUEST_TIMEOUT_MS', 30_000, 1000),
     ...overrides,
   };
   if (config.socketHardBufferBytes < config.socketSoftBufferBytes) {

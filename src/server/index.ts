@@ -33,6 +33,7 @@ import {
   type TaskType,
   TaskTypes,
 } from '../tasks/index.ts';
+import { startHeapRelease } from './heap-release.ts';
 import { createLogger } from './logger.ts';
 import { loadTaskModules } from './task-modules.ts';
 
@@ -195,6 +196,7 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
       log,
       metrics: metrics.registry,
       bodyLimitBytes: config.bodyLimitBytes,
+      requestTimeoutMs: config.requestTimeoutMs,
       maxCreatesPerMinute: config.maxCreatesPerMinute,
       allowedOrigins: config.allowedOrigins,
       notReady: async () => {
@@ -231,6 +233,12 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
     });
     await liveness.start();
     cleanups.push(() => liveness.stop());
+    const stopHeapRelease = startHeapRelease({
+      thresholdBytes: config.heapReleaseBytes,
+      intervalMs: 5000,
+      log,
+    });
+    cleanups.push(async () => stopHeapRelease());
 
     try {
       await app.listen({ port: config.port, host: config.host });
