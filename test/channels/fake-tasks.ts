@@ -42,7 +42,22 @@ export class FakeTasks {
     return this.tasks.get(id)?.subscribers.size ?? 0;
   }
 
-  join = async (owner: string, id: string, sub: TaskSubscriber, onState: (task: Task) => void) => {
+  /** Joins started and not yet answered. */
+  #pending = new Set<Promise<unknown>>();
+
+  /** Resolves once every join started so far has been answered (or has failed). */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.#pending]);
+  }
+
+  join = (owner: string, id: string, sub: TaskSubscriber, onState: (task: Task) => void) => {
+    const joining = this.#join(owner, id, sub, onState);
+    this.#pending.add(joining);
+    void joining.finally(() => this.#pending.delete(joining)).catch(() => {});
+    return joining;
+  };
+
+  #join = async (owner: string, id: string, sub: TaskSubscriber, onState: (task: Task) => void) => {
     this.joins += 1;
     if (this.joinDelayMs > 0) await new Promise((r) => setTimeout(r, this.joinDelayMs));
     else await Promise.resolve();

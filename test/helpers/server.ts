@@ -1,4 +1,5 @@
 // Starts a real taskwire server for a test: its own database, port 0, quiet logs, fast timers.
+import type { Logger } from 'pino';
 import type { Config } from '../../src/config/index.ts';
 import { startServer, type TaskwireServer } from '../../src/server/index.ts';
 import type { TaskType } from '../../src/tasks/index.ts';
@@ -31,6 +32,8 @@ export interface TestServer {
 
 export interface TestServerOptions {
   config?: Partial<Config>;
+  /** Where the server logs (default: pino at TEST_LOG_LEVEL, silent). */
+  log?: Logger;
   tasks?: TaskType[];
   /** Reuse a database (e.g. a second process on the same one). */
   db?: TestDatabase;
@@ -38,7 +41,7 @@ export interface TestServerOptions {
 
 export async function startTestServer(opts: TestServerOptions | Partial<Config> = {}): Promise<TestServer> {
   const o: TestServerOptions =
-    'config' in opts || 'tasks' in opts || 'db' in opts
+    'config' in opts || 'tasks' in opts || 'db' in opts || 'log' in opts
       ? (opts as TestServerOptions)
       : { config: opts as Partial<Config> };
   const db = o.db ?? (await createTestDatabase());
@@ -47,6 +50,7 @@ export async function startTestServer(opts: TestServerOptions | Partial<Config> 
     server = await startServer({
       env: {},
       tasks: o.tasks,
+      log: o.log,
       config: {
         port: 0,
         host: '127.0.0.1',
