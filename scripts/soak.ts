@@ -3,6 +3,7 @@
 // leaving, LongPoll clients polling, and every 10 s a burst of hostile frames and requests. Each
 // minute it prints the server's RSS, V8 heap, event-loop lag and what the load did; at the end,
 // how RSS moved from the first minute to the last. It judges nothing: the figures are the output.
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import WebSocket from 'ws';
 import { bool, helpText, int, parseFlags, UsageError } from '../bench/lib/args.ts';
@@ -41,8 +42,9 @@ let running = true;
 const target = await startTaskwire({
   runId: `soak-${Date.now()}`,
   log: (line) => out(`# ${line}`),
-  // The defaults for every limit, as a deployment would run it.
+  // The defaults for every limit, as a deployment would run it; info logs, to count the GCs.
   env: {
+    LOG_LEVEL: 'info',
     TASKWIRE_MAX_SOCKETS_PER_USER: '1000',
     TASKWIRE_MAX_CREATES_PER_MINUTE: '6000',
     TASKWIRE_MAX_CHANNELS: '100',
@@ -250,5 +252,13 @@ out(
   `# soak done: RSS ${(first.rss / MB).toFixed(0)} MB after minute ${first.minute}, ${(last.rss / MB).toFixed(0)} MB after minute ` +
     `${last.minute} (max ${(maxRss / MB).toFixed(0)} MB); heap used ${(first.heapUsed / MB).toFixed(0)} -> ${(last.heapUsed / MB).toFixed(0)} MB; ` +
     `${counts.created} tasks created, ${counts.ended} watched to their end, ${counts.hostile} hostile items, ${counts.errors} errors`,
+);
+const gcs = readFileSync(target.child.logFile, 'utf8')
+  .split('\n')
+  .filter((l) => l.includes('"msg":"resident memory grew: memory-reducing GC"'))
+  .map((l) => JSON.parse(l) as { gc_ms: number });
+out(
+  `# memory-reducing GCs: ${gcs.length}, pauses ${gcs.map((g) => g.gc_ms).join(', ') || '-'} ms ` +
+    `(TASKWIRE_HEAP_RELEASE_MB; server log ${target.child.logFile})`,
 );
 await target.stop();

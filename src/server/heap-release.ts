@@ -89,7 +89,8 @@ export function startHeapRelease(opts: HeapReleaseOptions): () => void {
     collect();
     lastGc = Date.now();
     before = now;
-    opts.log.debug(
+    // Rare (at most one per 30 s): worth a line, with the pause it cost.
+    opts.log.info(
       { rss_mb: mb(now), floor_mb: mb(floor), gc_ms: Math.round(performance.now() - started) },
       'resident memory grew: memory-reducing GC',
     );
