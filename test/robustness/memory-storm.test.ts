@@ -68,6 +68,7 @@ async function settledRss(): Promise<number> {
 
 test('after a storm of hostile WebSocket and HTTP input, RSS comes back within 50 MB', {
   skip: process.platform !== 'linux' && 'reads /proc',
+  timeout: 240_000,
 }, async () => {
   const token = await testToken('stormer');
   // A live task, so joins subscribe to progress and stalled readers pile it up.
