@@ -5,7 +5,8 @@
 // installed. The clone now claims ">=20"; `npm pack` writes ">=22.18" for the tarball.
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, symlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -34,10 +35,19 @@ const machineNode = npx
   ? execFileSync('node', ['--version'], { env: { PATH: machinePath }, encoding: 'utf8' }).trim()
   : '';
 
-/** An npm cache of its own, empty: the state of a first run (npx keeps its installs there). */
+/**
+ * An npm cache with no npx installs in it: the state of a first run (npx keeps its installs in
+ * `_npx`). Its package data is the machine's own cache (`_cacache`), so the run works offline.
+ */
 let cache: string;
+let offline = false;
 before(async () => {
   cache = await mkdtemp(path.join(os.tmpdir(), 'taskwire-npx-'));
+  const shared = path.join(process.env.npm_config_cache ?? path.join(os.homedir(), '.npm'), '_cacache');
+  if (existsSync(shared)) {
+    await symlink(shared, path.join(cache, '_cacache'));
+    offline = true;
+  }
 });
 after(() => rm(cache, { recursive: true, force: true }));
 
@@ -48,13 +58,14 @@ function run(args: string[]): Promise<{ code: number; stdout: string; stderr: st
       HOME: process.env.HOME,
       npm_config_cache: cache,
       npm_config_prefer_offline: 'true',
+      ...(offline ? { npm_config_offline: 'true' } : {}),
       npm_config_update_notifier: 'false',
       TASKWIRE_SECRET: TEST_SECRET,
     };
     execFile(
       npx,
       ['--no-install', 'taskwire', ...args],
-      { cwd: ROOT, env, timeout: 60_000 },
+      { cwd: ROOT, env, timeout: 180_000 },
       (err, stdout, stderr) => {
         resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
       },
@@ -64,6 +75,7 @@ function run(args: string[]): Promise<{ code: number; stdout: string; stderr: st
 
 test(`the first npx taskwire with the machine's npm (Node ${machineNode || '?'}) prints no npm warning`, {
   skip: npx ? false : 'no npx outside node_modules on this machine',
+  timeout: 400_000,
 }, async () => {
   const token = await run(['token', '--user', 'first-run']);
   assert.equal(token.code, 0, token.stderr);
