@@ -48,6 +48,37 @@ const USELESS_IN_A_ROW = 3;
  */
 export function startHeapRelease(opts: HeapReleaseOptions): () => void {
   if (opts.thresholdBytes <= 0) return () => {};
+  // One watch per process: several servers in one process (tests, embedders) share its memory.
+  if (watching) {
+    watching.users += 1;
+    return release(watching);
+  }
+  const watch = { users: 1, stop: watchResidentMemory(opts) };
+  watching = watch;
+  return release(watch);
+}
+
+interface Watch {
+  users: number;
+  stop: () => void;
+}
+
+let watching: Watch | undefined;
+
+function release(watch: Watch): () => void {
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    watch.users -= 1;
+    if (watch.users === 0) {
+      watch.stop();
+      if (watching === watch) watching = undefined;
+    }
+  };
+}
+
+function watchResidentMemory(opts: HeapReleaseOptions): () => void {
   const gc = memoryReducingGc();
   const collect =
     opts.collect ?? (gc && (() => gc({ type: 'major', execution: 'sync', flavor: 'last-resort' })));

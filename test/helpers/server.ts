@@ -63,6 +63,9 @@ export async function startTestServer(opts: TestServerOptions | Partial<Config> 
         retryMaxMs: 1000,
         shutdownTimeoutMs: 2000,
         dbPoolSize: 5,
+        // A test process holds many servers and much else: no memory-reducing GC pauses in it
+        // (test/robustness/memory-storm.test.ts runs a real process with the default).
+        heapReleaseBytes: 0,
         ...o.config,
       },
     });

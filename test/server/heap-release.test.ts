@@ -59,3 +59,33 @@ test('a GC that frees memory resets the gap: bursts one after another are each r
   );
   assert.deepEqual(gcs, [50_000, 150_000, 250_000, 350_000]);
 });
+
+test('several servers in one process share one watch: one GC for the process, not one each', (t) => {
+  t.mock.timers.enable({ apis: ['setInterval', 'Date'], now: 1_800_000_000_000 });
+  const log = pino({ level: 'silent' });
+  let rss = 200 * MB;
+  const gcs: string[] = [];
+  const opts = (name: string) => ({
+    thresholdBytes: 40 * MB,
+    intervalMs: 5000,
+    log,
+    rss: () => rss,
+    collect: () => gcs.push(name),
+  });
+  const stopA = startHeapRelease(opts('a'));
+  const stopB = startHeapRelease(opts('b'));
+  rss = 300 * MB;
+  t.mock.timers.tick(5000);
+  assert.deepEqual(gcs, ['a']);
+  stopA();
+  rss = 200 * MB;
+  t.mock.timers.tick(5000);
+  rss = 300 * MB;
+  t.mock.timers.tick(60_000);
+  assert.equal(gcs.length, 2, 'the watch goes on while a server still uses it');
+  stopB();
+  rss = 400 * MB;
+  t.mock.timers.tick(120_000);
+  assert.equal(gcs.length, 2, 'and stops with the last one');
+  t.mock.timers.reset();
+});
