@@ -5,7 +5,7 @@
 // (TASKWIRE_NODE_ID; the default id is host:port, which is why a restart on the same port does it
 // in production): the tests give the id, so the restarted process needs no particular port.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { post, type ServerProcess, spawnServer, testToken } from '../helpers/process.ts';
@@ -75,6 +75,13 @@ async function allCompletedOnce(ids: string[], timeoutMs: number) {
 }
 
 describe('crash recovery', { concurrency: false }, () => {
+  // Each test starts from no running process: one left by a failed test (say, a heartbeating
+  // peer that a short dead-after threshold keeps rescuing) would disturb the next.
+  afterEach(async () => {
+    for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.kill('SIGKILL');
+    await Promise.all(procs.map((p) => p.exited));
+  });
+
   test('kill -9 with tasks in flight, restart: every task completes, none twice', async () => {
     const p1 = await start('crash-a');
     const ids = await createMany(p1.url, 300, { steps: 10, interval_ms: 300 });
