@@ -101,14 +101,16 @@ describe('crash recovery', { concurrency: false }, () => {
 
   test('two processes: the survivor runs a killed process’s tasks, each rescue within 15 s of the kill', async () => {
     const a = await start('pair-a');
-    // 10 s tasks: none may end on a before b is up and a is killed (a start takes seconds here).
-    const ids = await createMany(a.url, 20, { steps: 100, interval_ms: 100 });
+    // 25 s tasks: none may end on a before b is up and a is killed (on a loaded machine a start
+    // takes 10 s and more).
+    const ids = await createMany(a.url, 20, { steps: 250, interval_ms: 100 });
     await waitFor(async () => (await statuses(ids)).running === 20, 'all 20 running on a', 10_000, 50);
     const b = await start('pair-b');
+    assert.equal((await statuses(ids)).running, 20, 'still all running on a when it is killed');
     a.kill('SIGKILL');
     await a.exited;
     const killedAt = Date.now();
-    await allCompletedOnce(ids, 45_000);
+    await allCompletedOnce(ids, 70_000);
     const { rows } = await pool.query<{ started: Date }>(
       "select min(inserted_at) as started from taskwire.task_events where task_id = any($1) and event = 'started' and data->>'node' = 'pair-b' group by task_id",
       [ids],
@@ -124,17 +126,19 @@ describe('crash recovery', { concurrency: false }, () => {
   test('a zombie (SIGSTOP past the threshold, then SIGCONT) cannot complete its old attempt', async () => {
     const env = { TASKWIRE_HEARTBEAT_MS: '300', TASKWIRE_NODE_DEAD_AFTER_MS: '1500' };
     const z = await start('zombie', env);
-    const [id] = await createMany(z.url, 1, { steps: 30, interval_ms: 100 });
+    // 10 s: the zombie's attempt must outlast the peer's start (seconds, more on a loaded machine).
+    const [id] = await createMany(z.url, 1, { steps: 100, interval_ms: 100 });
     await waitFor(async () => (await statuses([id])).running === 1, 'running on the zombie', 10_000, 50);
     const peer = await start('healthy', env);
     z.kill('SIGSTOP');
-    await allCompletedOnce([id], 30_000);
+    assert.equal((await statuses([id])).running, 1, 'still running on the zombie when it is stopped');
+    await allCompletedOnce([id], 45_000);
     z.kill('SIGCONT');
-    // The zombie's own attempt ends about 3 s after it started; its end write is refused.
+    // The zombie's own attempt ends within 10 s of running on; its end write is refused.
     await waitFor(
       () => /attempt end refused: no longer current/.test(z.output()),
       'the zombie to try its end and be refused',
-      15_000,
+      30_000,
       50,
     ).catch((err: Error) => {
       throw new Error(`${err.message}; its output:\n${z.output()}`);
