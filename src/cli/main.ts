@@ -13,6 +13,9 @@ function int(value: string): number {
   return n;
 }
 
+/** A stop signal repeated within this window is the same request delivered twice, not a second one. */
+const SAME_REQUEST_MS = 250;
+
 function fail(message: string, code = 1): never {
   process.stderr.write(`taskwire: ${message}\n`);
   process.exit(code);
@@ -60,6 +63,7 @@ program
       // One of `--processes`: the primary prints the banner and decides when to stop (SIGTERM);
       // a terminal's Ctrl-C reaches the primary too, so the worker leaves SIGINT to it.
       process.on('SIGINT', () => {});
+      process.on('SIGHUP', () => {});
       process.on('SIGTERM', () => {
         server.stop().then(
           () => process.exit(0),
@@ -98,17 +102,19 @@ async function startGroup(env: Record<string, string | undefined>, count: number
 }
 
 function onSignals(stop: () => Promise<void>): void {
-  let signals = 0;
+  let stopAsked = 0;
   const shutdown = (signal: string) => {
-    signals += 1;
-    if (signals > 1) fail(`second ${signal}: stopping at once`, 1);
+    // One request to stop often arrives twice at once: a terminal's Ctrl-C (or a supervisor's
+    // kill of the whole group) reaches both this process and bin/taskwire.js, which forwards it.
+    if (stopAsked !== 0 && Date.now() - stopAsked < SAME_REQUEST_MS) return;
+    if (stopAsked !== 0) fail(`second ${signal}: stopping at once`, 1);
+    stopAsked = Date.now();
     stop().then(
       () => process.exit(0),
       (err: unknown) => fail(`stop failed: ${(err as Error).message}`),
     );
   };
-  process.on('SIGINT', () => shutdown('SIGINT'));
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => shutdown(signal));
 }
 
 function printBanner(url: string, token: string, secretNote: string, shape?: string): void {

@@ -70,6 +70,10 @@ export interface Config {
   /** Chunks and bytes of one attempt's output; past either the attempt fails. */
   outputMaxChunks: number;
   outputMaxBytes: number;
+  /** Growth of the resident set after which one memory-reducing GC gives freed pages back; 0: never. */
+  heapReleaseBytes: number;
+  /** A request whose head and body have not all arrived by then gets 408 (slow clients hold memory). */
+  requestTimeoutMs: number;
 }
 
 export type BusKind = 'memory' | 'postgres' | 'nats' | 'redis';
@@ -177,6 +181,8 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     outputChunkBytes: int(env, 'TASKWIRE_OUTPUT_CHUNK_BYTES', 65_536, 16, 16_777_216),
     outputMaxChunks: int(env, 'TASKWIRE_OUTPUT_MAX_CHUNKS', 1_000_000, 1),
     outputMaxBytes: int(env, 'TASKWIRE_OUTPUT_MAX_BYTES', 67_108_864, 16),
+    heapReleaseBytes: int(env, 'TASKWIRE_HEAP_RELEASE_MB', 40, 0, 1_000_000) * 1_048_576,
+    requestTimeoutMs: int(env, 'TASKWIRE_REQUEST_TIMEOUT_MS', 30_000, 1000),
     ...overrides,
   };
   if (config.bus === 'nats' && !config.natsUrl) throw new ConfigError('TASKWIRE_BUS=nats needs NATS_URL');

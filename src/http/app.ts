@@ -20,6 +20,8 @@ export interface HttpAppOptions {
   log: Logger;
   metrics: Registry;
   bodyLimitBytes: number;
+  /** A request not fully received by then gets 408 (0: no bound). */
+  requestTimeoutMs?: number;
   maxCreatesPerMinute: number;
   /** Browser origins whose pages may call the API (CORS); empty means any. */
   allowedOrigins: string[];
@@ -44,7 +46,17 @@ export function buildHttpApp(opts: HttpAppOptions): FastifyInstance {
     forceCloseConnections: true,
     // Only the WebSocket endpoint upgrades; elsewhere an Upgrade header is ignored (RFC 9110) and
     // the request is served as usual. Node < 24.9 ignores the option: the transport answers 404.
-    http: { shouldUpgradeCallback: (req) => req.url?.split('?')[0] === WEBSOCKET_PATH },
+    http: {
+      shouldUpgradeCallback: (req) => req.url?.split('?')[0] === WEBSOCKET_PATH,
+      // Node checks request deadlines on this interval: a fraction of the timeout keeps it honest.
+      connectionsCheckingInterval: Math.max(
+        250,
+        Math.min(30_000, (opts.requestTimeoutMs ?? 0) / 4 || 30_000),
+      ),
+      headersTimeout: Math.min(60_000, opts.requestTimeoutMs || 60_000),
+    },
+    // A request's head and body must arrive within this (slow clients otherwise hold memory).
+    requestTimeout: opts.requestTimeoutMs ?? 0,
     ajv: {
       customOptions: { coerceTypes: false, removeAdditional: false, allErrors: true, useDefaults: true },
     },

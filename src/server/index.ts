@@ -37,6 +37,7 @@ import {
   TaskTypes,
 } from '../tasks/index.ts';
 import { createBusTransport } from './bus-transport.ts';
+import { startHeapRelease } from './heap-release.ts';
 import { createLogger } from './logger.ts';
 import { loadTaskModules } from './task-modules.ts';
 
@@ -244,6 +245,7 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
       log,
       metrics: metrics.registry,
       bodyLimitBytes: config.bodyLimitBytes,
+      requestTimeoutMs: config.requestTimeoutMs,
       maxCreatesPerMinute: config.maxCreatesPerMinute,
       allowedOrigins: config.allowedOrigins,
       notReady: async () => {
@@ -285,6 +287,12 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
     });
     await liveness.start();
     cleanups.push(() => liveness.stop());
+    const stopHeapRelease = startHeapRelease({
+      thresholdBytes: config.heapReleaseBytes,
+      intervalMs: 5000,
+      log,
+    });
+    cleanups.push(async () => stopHeapRelease());
 
     try {
       await app.listen({ port: config.port, host: config.host });

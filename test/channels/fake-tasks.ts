@@ -50,7 +50,22 @@ export class FakeTasks {
     return this.pubsub.subscribers(taskTopic(id));
   }
 
-  joinTask = async (owner: string, id: string, sub: TopicSubscriber): Promise<JoinResult<Task>> => {
+  /** Joins started and not yet answered. */
+  #pending = new Set<Promise<unknown>>();
+
+  /** Resolves once every join started so far has been answered (or has failed). */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.#pending]);
+  }
+
+  joinTask = (owner: string, id: string, sub: TopicSubscriber): Promise<JoinResult<Task>> => {
+    const joining = this.#joinTask(owner, id, sub);
+    this.#pending.add(joining);
+    void joining.finally(() => this.#pending.delete(joining)).catch(() => {});
+    return joining;
+  };
+
+  #joinTask = async (owner: string, id: string, sub: TopicSubscriber): Promise<JoinResult<Task>> => {
     this.joins += 1;
     const topic = taskTopic(id);
     await this.pubsub.subscribe(topic, sub);

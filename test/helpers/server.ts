@@ -1,4 +1,6 @@
 // Starts a real taskwire server for a test: its own database, port 0, quiet logs, fast timers.
+
+import type { Logger } from 'pino';
 import type { BusTransport } from '../../src/bus/index.ts';
 import type { Config } from '../../src/config/index.ts';
 import { startServer, type TaskwireServer } from '../../src/server/index.ts';
@@ -32,6 +34,8 @@ export interface TestServer {
 
 export interface TestServerOptions {
   config?: Partial<Config>;
+  /** Where the server logs (default: pino at TEST_LOG_LEVEL, silent). */
+  log?: Logger;
   tasks?: TaskType[];
   /** Reuse a database (e.g. a second process on the same one). */
   db?: TestDatabase;
@@ -41,7 +45,7 @@ export interface TestServerOptions {
 
 export async function startTestServer(opts: TestServerOptions | Partial<Config> = {}): Promise<TestServer> {
   const o: TestServerOptions =
-    'config' in opts || 'tasks' in opts || 'db' in opts || 'busTransport' in opts
+    'config' in opts || 'tasks' in opts || 'db' in opts || 'busTransport' in opts || 'log' in opts
       ? (opts as TestServerOptions)
       : { config: opts as Partial<Config> };
   const db = o.db ?? (await createTestDatabase());
@@ -51,6 +55,7 @@ export async function startTestServer(opts: TestServerOptions | Partial<Config> 
       env: {},
       tasks: o.tasks,
       busTransport: o.busTransport,
+      log: o.log,
       config: {
         port: 0,
         host: '127.0.0.1',
@@ -63,6 +68,9 @@ export async function startTestServer(opts: TestServerOptions | Partial<Config> 
         retryMaxMs: 1000,
         shutdownTimeoutMs: 2000,
         dbPoolSize: 5,
+        // A test process holds many servers and much else: no memory-reducing GC pauses in it
+        // (test/robustness/memory-storm.test.ts runs a real process with the default).
+        heapReleaseBytes: 0,
         ...o.config,
       },
     });
