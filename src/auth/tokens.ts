@@ -1,10 +1,16 @@
-// Token verification and minting: JWT HS256 with `sub` = the user id, `exp` honoured when present.
-// Anything else (alg none, another algorithm, a bad signature, no sub, expired) is refused.
+// Token verification and minting: JWT HS256 with `sub` = the user id, `exp` honoured when present,
+// claim `"role": "admin"` for operators (api.md "Authentication"). Anything else (alg none, another
+// algorithm, a bad signature, no sub, expired) is refused.
 import { errors, jwtVerify, SignJWT } from 'jose';
 
+/** Who a verified token speaks for: the principal that HTTP requests and sockets carry. */
 export interface Identity {
   userId: string;
+  /** Claim `"role": "admin"`: may read every user's tasks, join `admin:tasks`, cancel any task. */
+  admin: boolean;
 }
+
+export const ADMIN_ROLE = 'admin';
 
 export class TokenError extends Error {
   override name = 'TokenError';
@@ -18,7 +24,7 @@ const CACHE_TTL_MS = 10 * 60_000;
 export class Tokens {
   readonly #key: Uint8Array;
   /** token -> who it is and until when it may be trusted without checking the HMAC again. */
-  readonly #verified = new Map<string, { userId: string; until: number }>();
+  readonly #verified = new Map<string, { identity: Identity; until: number }>();
 
   constructor(secret: string) {
     if (secret.length < 16) throw new Error('the auth secret must be at least 16 characters');
@@ -29,16 +35,17 @@ export class Tokens {
     if (!token) throw new TokenError('missing token');
     const now = Date.now();
     const known = this.#verified.get(token);
-    if (known && known.until > now) return { userId: known.userId };
+    if (known && known.until > now) return known.identity;
     try {
       const { payload } = await jwtVerify(token, this.#key, { algorithms: ['HS256'] });
       if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 200) {
         throw new TokenError('token has no valid sub claim');
       }
       const until = Math.min(now + CACHE_TTL_MS, payload.exp === undefined ? Infinity : payload.exp * 1000);
+      const identity: Identity = Object.freeze({ userId: payload.sub, admin: payload.role === ADMIN_ROLE });
       if (this.#verified.size >= CACHE_SIZE) this.#verified.delete(this.#verified.keys().next().value!);
-      this.#verified.set(token, { userId: payload.sub, until });
-      return { userId: payload.sub };
+      this.#verified.set(token, { identity, until });
+      return identity;
     } catch (err) {
       if (err instanceof TokenError) throw err;
       if (err instanceof errors.JWTExpired) throw new TokenError('token expired');
@@ -46,9 +53,9 @@ export class Tokens {
     }
   }
 
-  /** Mints a token for `userId`, valid for `ttlSeconds` (none: no expiry). */
-  async mint(userId: string, ttlSeconds?: number): Promise<string> {
-    let jwt = new SignJWT({})
+  /** Mints a token for `userId`, valid for `ttlSeconds` (none: no expiry); `admin` adds the admin role. */
+  async mint(userId: string, ttlSeconds?: number, opts: { admin?: boolean } = {}): Promise<string> {
+    let jwt = new SignJWT(opts.admin ? { role: ADMIN_ROLE } : {})
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setSubject(userId)
       .setIssuedAt();

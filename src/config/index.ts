@@ -63,6 +63,13 @@ export interface Config {
   busHeartbeatMs: number;
   /** `taskwire start`: server processes sharing the port (`auto`: one per CPU). */
   processes: number;
+  /** Finished tasks older than this are pruned with their audit rows; 0 keeps everything. */
+  retentionSeconds: number;
+  /** How often a node looks for tasks past the retention, and tasks deleted per batch. */
+  pruneIntervalMs: number;
+  pruneBatchSize: number;
+  /** How often `admin:tasks` carries the `stats` event. */
+  statsIntervalMs: number;
 }
 
 export type BusKind = 'memory' | 'postgres' | 'nats' | 'redis';
@@ -112,6 +119,19 @@ function busKind(env: Env): BusKind {
     throw new ConfigError(`TASKWIRE_BUS must be one of ${BUS_KINDS.join(', ')}, got ${JSON.stringify(raw)}`);
   }
   return raw as BusKind;
+}
+
+const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
+
+/** A duration in seconds: `0`, or an integer and a unit (`90s`, `30m`, `12h`, `7d`). */
+function duration(env: Env, key: string, fallback: number): number {
+  const raw = str(env, key);
+  if (raw === undefined) return fallback;
+  if (raw === '0') return 0;
+  const m = /^(\d{1,9})(s|m|h|d)$/.exec(raw);
+  if (!m)
+    throw new ConfigError(`${key} must be 0 or a duration like 30m, 12h or 7d, got ${JSON.stringify(raw)}`);
+  return Number(m[1]) * DURATION_UNITS[m[2]];
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -166,6 +186,10 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
       str(env, 'TASKWIRE_PROCESSES') === 'auto'
         ? os.availableParallelism()
         : int(env, 'TASKWIRE_PROCESSES', 1, 1, 256),
+    retentionSeconds: duration(env, 'TASKWIRE_RETENTION', 7 * 86_400),
+    pruneIntervalMs: int(env, 'TASKWIRE_PRUNE_INTERVAL_MS', 60_000, 100),
+    pruneBatchSize: int(env, 'TASKWIRE_PRUNE_BATCH', 500, 1, 100_000),
+    statsIntervalMs: int(env, 'TASKWIRE_STATS_INTERVAL_MS', 5000, 100, 3_600_000),
     ...overrides,
   };
   if (config.bus === 'nats' && !config.natsUrl) throw new ConfigError('TASKWIRE_BUS=nats needs NATS_URL');

@@ -24,6 +24,16 @@ export { type InFlightCounts, inFlightCounts } from './sql/inFlightCounts.ts';
 export { listActiveTasks } from './sql/listActiveTasks.ts';
 export { listEvents } from './sql/listEvents.ts';
 export { type ListFilter, listTasks } from './sql/listTasks.ts';
+export { PRUNE_LOCK_KEY, pruneBatch, TASK_CHILD_TABLES, type TaskChildTable } from './sql/prune.ts';
 export { type Snapshot, writeSnapshots } from './sql/snapshots.ts';
+export {
+  type FinishedInWindow,
+  finishedInWindow,
+  inFlightByType,
+  type NodeRow,
+  nodeStats,
+  ownerQueue,
+  type StatusTypeCount,
+} from './sql/stats.ts';
 export { withTransaction } from './transaction.ts';
 export * from './types.ts';

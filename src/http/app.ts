@@ -9,8 +9,10 @@ import { errorHandler } from './error-handler.ts';
 import { HttpError } from './errors.ts';
 import { registerApiDocs } from './openapi.ts';
 import { RateLimiter } from './rate-limit.ts';
+import { dashboardRoutes } from './routes/dashboard.ts';
 import { healthRoutes } from './routes/health.ts';
 import { type LongPollHandler, socketRoutes } from './routes/socket.ts';
+import { type StatsSource, statsRoutes } from './routes/stats.ts';
 import { taskRoutes } from './routes/tasks.ts';
 
 export interface HttpAppOptions {
@@ -26,6 +28,10 @@ export interface HttpAppOptions {
   /** What works only in part (e.g. `bus`: other nodes' events don't arrive), for /readyz. */
   degraded?: () => string[];
   longPoll?: LongPollHandler;
+  /** GET /api/stats. */
+  stats?: StatsSource;
+  /** The built dashboard served at /dashboard (absent: no dashboard). */
+  dashboardDir?: string;
 }
 
 export function buildHttpApp(opts: HttpAppOptions): FastifyInstance {
@@ -52,6 +58,8 @@ export function buildHttpApp(opts: HttpAppOptions): FastifyInstance {
     tokens: opts.tokens,
     createLimiter: new RateLimiter(opts.maxCreatesPerMinute, 60_000),
   });
+  if (opts.stats) app.register(statsRoutes, { stats: opts.stats, tokens: opts.tokens });
+  if (opts.dashboardDir) app.register(dashboardRoutes, { dir: opts.dashboardDir });
   if (opts.longPoll) app.register(socketRoutes, { longPoll: opts.longPoll, bodyLimit: opts.bodyLimitBytes });
   return app;
 }

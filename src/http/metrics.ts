@@ -188,7 +188,24 @@ export function createMetrics(sources: () => MetricSources) {
     registers: [registry],
   });
 
-  return { registry, tasksCreated, attempts, progressIn, snapshotFlush, snapshotRows, queuePickup, busLag };
+  const prunedRows = new Counter({
+    name: 'taskwire_pruned_rows_total',
+    help: 'Rows deleted past TASKWIRE_RETENTION, by table (tasks and the rows that belong to them)',
+    labelNames: ['table'],
+    registers: [registry],
+  });
+
+  return {
+    registry,
+    tasksCreated,
+    attempts,
+    progressIn,
+    snapshotFlush,
+    snapshotRows,
+    queuePickup,
+    busLag,
+    prunedRows,
+  };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -4,6 +4,7 @@ export { type PendingEnd, TaskActor, type Transition } from './actor.ts';
 export { demoTask, sleep } from './demo.ts';
 export { AttemptTimeoutError, CancelledError, InputError, ShutdownError } from './errors.ts';
 export { TaskFeed, type TaskTopics, topicsOf } from './feed.ts';
+export { Pruner, type PrunerOptions } from './pruner.ts';
 export { Registry } from './registry.ts';
 export { type Outcome, Runner, retryDelay } from './runner.ts';
 export {
@@ -14,6 +15,7 @@ export {
   TaskService,
 } from './service.ts';
 export { Snapshotter } from './snapshotter.ts';
+export { bucketSeconds, StatsReader, type StatsReaderOptions, StatsTicker } from './stats.ts';
 export { Supervisor } from './supervisor.ts';
 export {
   defineTask,
