@@ -37,11 +37,13 @@ export interface TestServerOptions {
   db?: TestDatabase;
   /** A bus transport (e.g. a MemoryTransport on a broker shared by in-process nodes). */
   busTransport?: BusTransport;
+  /** The built dashboard to serve (default: the package's dist/dashboard). */
+  dashboardDir?: string;
 }
 
 export async function startTestServer(opts: TestServerOptions | Partial<Config> = {}): Promise<TestServer> {
   const o: TestServerOptions =
-    'config' in opts || 'tasks' in opts || 'db' in opts || 'busTransport' in opts
+    'config' in opts || 'tasks' in opts || 'db' in opts || 'busTransport' in opts || 'dashboardDir' in opts
       ? (opts as TestServerOptions)
       : { config: opts as Partial<Config> };
   const db = o.db ?? (await createTestDatabase());
@@ -51,6 +53,7 @@ export async function startTestServer(opts: TestServerOptions | Partial<Config> 
       env: {},
       tasks: o.tasks,
       busTransport: o.busTransport,
+      dashboardDir: o.dashboardDir,
       config: {
         port: 0,
         host: '127.0.0.1',

@@ -157,7 +157,7 @@ export class LongPollTransport {
     }
     if (method !== 'GET' && method !== 'POST') return BAD_REQUEST;
     const { endpoint } = this.#o;
-    if (!endpoint.origins.allows(req.headers.origin)) {
+    if (!endpoint.origins.allows(req.headers.origin, req.headers.host)) {
       endpoint.refusals.refused('longpoll', 403, 'origin not allowed');
       return FORBIDDEN;
     }

@@ -223,7 +223,7 @@ export class WebSocketTransport {
     ) {
       return this.#refuse(socket, 400, 'bad upgrade request');
     }
-    if (!endpoint.origins.allows(h.origin)) return this.#refuse(socket, 403, 'origin not allowed');
+    if (!endpoint.origins.allows(h.origin, h.host)) return this.#refuse(socket, 403, 'origin not allowed');
     const offered = (h['sec-websocket-protocol'] ?? '')
       .split(',')
       .map((p) => p.trim())
