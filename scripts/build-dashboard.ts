@@ -20,7 +20,7 @@ export async function buildDashboard(outDir: string): Promise<Record<string, num
     format: 'esm',
     platform: 'browser',
     target: ['es2022', 'chrome110', 'firefox110', 'safari16'],
-    minify: true,
+    minify: process.env.DASHBOARD_NO_MINIFY ? false : true,
     sourcemap: false,
     jsx: 'automatic',
     jsxImportSource: 'preact',

@@ -25,8 +25,10 @@ export function percent(p: number): string {
   return `${Math.round(p * 100)}%`;
 }
 
+const INTEGER = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+
 export function count(n: number): string {
-  return n.toLocaleString('en-US');
+  return INTEGER.format(n);
 }
 
 export function shortId(id: string): string {

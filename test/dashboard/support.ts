@@ -41,7 +41,9 @@ export function launch(): Promise<Browser> {
 }
 
 /** A page that fails the test on any dialog (an XSS would alert) and collects console errors. */
-export async function openPage(browser: Browser): Promise<{ page: Page; dialogs: string[]; errors: string[] }> {
+export async function openPage(
+  browser: Browser,
+): Promise<{ page: Page; dialogs: string[]; errors: string[] }> {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
   const dialogs: string[] = [];
   const errors: string[] = [];

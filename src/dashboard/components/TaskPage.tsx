@@ -114,7 +114,7 @@ export function TaskPage({ id, api, store }: Props) {
       </header>
       <div class={`task-state status-${status}`}>
         <span class="bar wide" data-progress={String(progress)}>
-          <span class="fill" style={{ width: percent(progress) }} />
+          <span class="fill" style={{ transform: `scaleX(${progress})` }} />
         </span>
         <span>{percent(progress)}</span>
       </div>

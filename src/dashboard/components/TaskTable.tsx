@@ -331,7 +331,7 @@ function TaskRow({ row: r, top, now }: { row: Row; top: number; now: number }) {
       <span class="c-owner">{r.owner ?? ''}</span>
       <span class="c-progress">
         <span class="bar" data-progress={String(r.progress)}>
-          <span class="fill" style={{ width: percent(r.progress) }} />
+          <span class="fill" style={{ transform: `scaleX(${r.progress})` }} />
         </span>
         <span class="pct">{percent(r.progress)}</span>
       </span>
