@@ -20,7 +20,7 @@ export async function buildDashboard(outDir: string): Promise<Record<string, num
     format: 'esm',
     platform: 'browser',
     target: ['es2022', 'chrome110', 'firefox110', 'safari16'],
-    minify: process.env.DASHBOARD_NO_MINIFY ? false : true,
+    minify: !process.env.DASHBOARD_NO_MINIFY, // DASHBOARD_NO_MINIFY=1: readable names for a profile
     sourcemap: false,
     jsx: 'automatic',
     jsxImportSource: 'preact',

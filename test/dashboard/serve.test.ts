@@ -104,7 +104,11 @@ test('`taskwire start` prints the dashboard link with an admin token in the frag
     });
     assert.equal(stats.status, 200, 'the token is an admin token of this server');
     // From the package's own build (npm install runs it through `prepare`).
-    assert.equal((await fetch(page)).status, 200, '/dashboard is served (dist/dashboard built by npm install)');
+    assert.equal(
+      (await fetch(page)).status,
+      200,
+      '/dashboard is served (dist/dashboard built by npm install)',
+    );
     const logLines = out.split('\n').filter((l) => l.startsWith('{'));
     assert.ok(logLines.length > 0, 'JSON log lines seen');
     assert.deepEqual(

@@ -44,27 +44,32 @@ export function TaskPage({ id, api, store }: Props) {
   // (coalesced: at most every 300 ms).
   useEffect(() => store.subscribe(() => setSeen(store.version)), [store]);
   const reading = useRef<number | undefined>(undefined);
+  const mounted = useRef(true);
+  useEffect(
+    () => () => {
+      mounted.current = false;
+      clearTimeout(reading.current);
+    },
+    [],
+  );
   useEffect(() => {
-    let stale = false;
+    if (reading.current !== undefined) return; // a read is already due: it will see this change too
     const read = async () => {
+      reading.current = undefined;
       try {
         const [t, e] = await Promise.all([api.get(id), api.events(id)]);
-        if (stale) return;
+        if (!mounted.current) return;
         store.apply(t);
         setTask(t);
         setEvents(e);
         setError(null);
       } catch (err) {
-        if (!stale)
+        if (mounted.current)
           setError(err instanceof ApiError && err.status === 404 ? 'No such task.' : (err as Error).message);
       }
     };
-    clearTimeout(reading.current);
     reading.current = window.setTimeout(read, task ? 300 : 0);
-    return () => {
-      stale = true;
-    };
-  }, [id, liveSeq]);
+  }, [liveSeq]);
 
   if (error && !task) return <p class="error">{error}</p>;
   if (!task) return <p class="muted">loading…</p>;
