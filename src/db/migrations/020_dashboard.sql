@@ -1,9 +1,9 @@
 -- The dashboard (issue 11): an admin's lists of every user's tasks, the stats of GET /api/stats,
 -- retention, and what each node reports in its heartbeat.
 
--- Every user's tasks newest first (an admin's list), optionally by status.
+-- Every user's tasks newest first (an admin's list; a status or type filter reads it in order and
+-- stops at the page's end).
 create index tasks_inserted_idx on taskwire.tasks (inserted_at desc, id desc);
-create index tasks_status_inserted_idx on taskwire.tasks (status, inserted_at desc, id desc);
 -- Tasks finished in a window: counts, throughput and run times (index-only), and the pruner's
 -- oldest-first batches. Only finished tasks are in it: one insert per task, at its end.
 create index tasks_finished_idx on taskwire.tasks (finished_at) include (type, status, started_at)

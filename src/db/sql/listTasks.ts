@@ -1,5 +1,5 @@
 // The caller's tasks newest first, keyset-paginated on (inserted_at, id): index-backed by
-// tasks_owner_*_inserted_idx (or, for an admin's read of every user's, tasks_*inserted_idx of
+// tasks_owner_*_inserted_idx (or, for an admin's read of every user's, tasks_inserted_idx of
 // migration 020), so a deep page costs the same as the first. The cursor names the
 // previous page's last task; its exact (microsecond) position is read from the row itself, so
 // tasks created within one millisecond are never skipped.
