@@ -2,6 +2,7 @@
 // claim `"role": "admin"` for operators (api.md "Authentication"). Anything else (alg none, another
 // algorithm, a bad signature, no sub, expired) is refused.
 import { errors, jwtVerify, SignJWT } from 'jose';
+import { isStorableString } from '../contract/storable.ts';
 
 /** Who a verified token speaks for: the principal that HTTP requests and sockets carry. */
 export interface Identity {
@@ -38,11 +39,13 @@ export class Tokens {
     if (known && known.until > now) return known.identity;
     try {
       const { payload } = await jwtVerify(token, this.#key, { algorithms: ['HS256'] });
-      if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 200) {
+      const sub = payload.sub;
+      // The sub becomes a task's owner column: one PostgreSQL can't store would fail every write.
+      if (typeof sub !== 'string' || sub.length === 0 || sub.length > 200 || !isStorableString(sub)) {
         throw new TokenError('token has no valid sub claim');
       }
       const until = Math.min(now + CACHE_TTL_MS, payload.exp === undefined ? Infinity : payload.exp * 1000);
-      const identity: Identity = Object.freeze({ userId: payload.sub, admin: payload.role === ADMIN_ROLE });
+      const identity: Identity = Object.freeze({ userId: sub, admin: payload.role === ADMIN_ROLE });
       if (this.#verified.size >= CACHE_SIZE) this.#verified.delete(this.#verified.keys().next().value!);
       this.#verified.set(token, { identity, until });
       return identity;

@@ -70,6 +70,13 @@ export interface Config {
   pruneBatchSize: number;
   /** How often `admin:tasks` carries the `stats` event. */
   statsIntervalMs: number;
+  /** Write-behind interval of streamed output (one statement per flush for all tasks). */
+  outputFlushMs: number;
+  /** Bytes of one output chunk as JSON. */
+  outputChunkBytes: number;
+  /** Chunks and bytes of one attempt's output; past either the attempt fails. */
+  outputMaxChunks: number;
+  outputMaxBytes: number;
 }
 
 export type BusKind = 'memory' | 'postgres' | 'nats' | 'redis';
@@ -190,6 +197,10 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     pruneIntervalMs: int(env, 'TASKWIRE_PRUNE_INTERVAL_MS', 60_000, 100),
     pruneBatchSize: int(env, 'TASKWIRE_PRUNE_BATCH', 500, 1, 100_000),
     statsIntervalMs: int(env, 'TASKWIRE_STATS_INTERVAL_MS', 5000, 100, 3_600_000),
+    outputFlushMs: int(env, 'TASKWIRE_OUTPUT_FLUSH_MS', 100, 5, 60_000),
+    outputChunkBytes: int(env, 'TASKWIRE_OUTPUT_CHUNK_BYTES', 65_536, 16, 16_777_216),
+    outputMaxChunks: int(env, 'TASKWIRE_OUTPUT_MAX_CHUNKS', 1_000_000, 1),
+    outputMaxBytes: int(env, 'TASKWIRE_OUTPUT_MAX_BYTES', 67_108_864, 16),
     ...overrides,
   };
   if (config.bus === 'nats' && !config.natsUrl) throw new ConfigError('TASKWIRE_BUS=nats needs NATS_URL');

@@ -26,6 +26,8 @@ import { buildHttpApp, createMetrics } from '../http/index.ts';
 import { Liveness, type QueueWorker, startWorker } from '../queue/index.ts';
 import {
   demoTask,
+  generateTask,
+  OutputWriter,
   Pruner,
   Registry,
   Runner,
@@ -130,7 +132,7 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
     cleanups.push(() => closePool(pool));
     await migrate(pool);
 
-    const types = new TaskTypes().register(demoTask);
+    const types = new TaskTypes().register(demoTask).register(generateTask);
     for (const type of [...(opts.tasks ?? []), ...(await loadTaskModules(config.taskModules))])
       types.register(type);
 
@@ -162,6 +164,16 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
         metrics?.snapshotFlush.observe(ms / 1000);
       },
     });
+    const output = new OutputWriter({
+      pool,
+      intervalMs: config.outputFlushMs,
+      log,
+      onFlush: (rows, chunks, ms) => {
+        metrics?.outputRows.inc(rows);
+        metrics?.outputChunks.inc(chunks);
+        metrics?.outputFlush.observe(ms / 1000);
+      },
+    });
     const supervisor = new Supervisor({
       registry,
       feed,
@@ -171,6 +183,12 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
         metrics?.progressIn.inc();
         snapshotter.markDirty(actor);
       },
+      outputDirty: (actor) => output.markDirty(actor),
+      outputLimits: {
+        chunkBytes: config.outputChunkBytes,
+        maxChunks: config.outputMaxChunks,
+        maxBytes: config.outputMaxBytes,
+      },
       lost: (taskId) => pubsub.lose(taskTopic(taskId)),
     });
     const runner = new Runner({
@@ -178,6 +196,7 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
       registry,
       supervisor,
       feed,
+      output,
       types,
       nodeId,
       retryBaseMs: config.retryBaseMs,
@@ -208,6 +227,8 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
     cleanups.push(() => pubsub.stop());
     snapshotter.start();
     cleanups.push(() => snapshotter.stop());
+    output.start();
+    cleanups.push(() => output.stop());
 
     let worker: QueueWorker | undefined;
     let channels: Channels | undefined;
@@ -252,6 +273,7 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
       },
       degraded: () => (pubsub.available ? [] : ['bus']),
       longPoll: (req) => channels!.longPoll(req),
+      maxStreamBufferBytes: config.socketHardBufferBytes,
       stats,
       dashboardDir: opts.dashboardDir ?? DEFAULT_DASHBOARD_DIR,
     });
@@ -262,6 +284,7 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
       tokens,
       config,
       log,
+      cluster,
       watchStats: (listener) => statsTicker.watch(listener),
     });
     cleanups.push(() => channels!.close(1012, 'server stopped'));

@@ -1,5 +1,5 @@
-// Retention (TASKWIRE_RETENTION): finished tasks older than it, with their audit rows (and any
-// other per-task table the pruner is told of), are deleted in small batches by one node at a time,
+// Retention (TASKWIRE_RETENTION): finished tasks older than it, with their audit rows and stored
+// output (and any other per-task table the pruner is told of), are deleted in small batches by one node at a time,
 // counted in taskwire_pruned_rows_total; tasks in flight and recent ones stay; 0 keeps everything.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -25,7 +25,7 @@ after(async () => {
   await t.stop();
 });
 
-/** Inserts `n` tasks of `status` finished `agoSeconds` ago (null: in flight), each with 3 audit rows. */
+/** Inserts `n` tasks of `status` finished `agoSeconds` ago (null: in flight), each with 3 audit rows and an output row. */
 async function seed(n: number, status: string, agoSeconds: number | null, owner = 'old'): Promise<string[]> {
   // One statement, so the running pruner never sees a task without its audit rows.
   const { rows } = await db.query<{ id: string }>(
@@ -34,7 +34,8 @@ async function seed(n: number, status: string, agoSeconds: number | null, owner 
        select gen_random_uuid(), $1, 'demo', $2, '{}', 3, now() - interval '30 days',
               case when $3::float8 is null then null else now() - make_interval(secs => $3::float8) end
          from generate_series(1, $4) returning id
-     ), e as (insert into taskwire.task_events (task_id, seq, event) select id, s, 'x' from t, generate_series(1, 3) s)
+     ), e as (insert into taskwire.task_events (task_id, seq, event) select id, s, 'x' from t, generate_series(1, 3) s
+     ), o as (insert into taskwire.task_output (task_id, first_idx, attempt, chunks, bytes) select id, 0, 1, '["a","b"]', 8 from t)
      select id from t`,
     [owner, status, agoSeconds, n],
   );
@@ -107,7 +108,7 @@ test('one node at a time: while another holds the lock, a pruner deletes nothing
     assert.equal(await count('select count(*) from taskwire.tasks where id = any($1)', [old]), 3);
     await holder.query('select pg_advisory_unlock($1)', [PRUNE_LOCK_KEY]);
     const deleted = await pruner.runOnce();
-    assert.deepEqual(deleted, { 'taskwire.tasks': 3, 'taskwire.task_events': 9 });
+    assert.deepEqual(deleted, { 'taskwire.tasks': 3, 'taskwire.task_events': 9, 'taskwire.task_output': 3 });
   } finally {
     await holder.end();
   }
@@ -128,6 +129,7 @@ test('another per-task table is one more entry: its rows go with their tasks and
   assert.deepEqual(await pruner.runOnce(), {
     'taskwire.tasks': 4,
     'taskwire.task_events': 12,
+    'taskwire.task_output': 4,
     'taskwire.test_output': 4,
   });
   assert.equal(await count('select count(*) from taskwire.test_output'), 0);

@@ -13,11 +13,14 @@ import {
 export interface ClaimResult {
   task: TaskRecord;
   cancelRequested: boolean;
+  /** The task has output from an earlier attempt: this one starts its output over (output_reset). */
+  outputReset: boolean;
 }
 
 /**
- * A rescued task (its process died mid-attempt) may have sent events past its last snapshot, so
- * its clients saw seqs the database never stored; the next attempt's seq jumps past any of them.
+ * A rescued task (its process died mid-attempt) may have sent events and output past what was
+ * saved, so its clients saw seqs and chunk indexes the database never stored; the next attempt's
+ * seq and output start jump past any of them.
  */
 export const RESCUE_SEQ_GAP = 1_000_000;
 
@@ -31,11 +34,13 @@ export interface Claim {
 /**
  * Starts the next attempt of each task, in ONE statement: status running, attempt + 1, and a
  * `started` audit event, for a queued task (or a running one whose process died). `minSeq`
- * keeps seq from going backwards when the last snapshot lags behind a live actor. One result
- * per claim, in order: null when the task is terminal, missing, or out of attempts.
+ * keeps seq from going backwards when the last snapshot lags behind a live actor. A task with
+ * output from an earlier attempt starts its output over at the next index (past a gap after a
+ * rescue). One result per claim, in order: null when the task is terminal, missing, or out of
+ * attempts.
  */
 export async function claimAttempts(q: Queryable, claims: Claim[]): Promise<(ClaimResult | null)[]> {
-  const { rows } = await q.query<TaskRow & { cancel_requested: boolean }>({
+  const { rows } = await q.query<TaskRow & { cancel_requested: boolean; output_reset: boolean }>({
     name: 'taskwire_claim_attempts',
     text: `with v as (
        select * from jsonb_to_recordset($1::jsonb) as v(id uuid, node text, min_seq bigint)
@@ -43,10 +48,17 @@ export async function claimAttempts(q: Queryable, claims: Claim[]): Promise<(Cla
        update taskwire.tasks t
           set status = 'running', attempt = t.attempt + 1, progress = 0,
               seq = greatest(t.seq, v.min_seq) + case when t.status = 'running' then ${RESCUE_SEQ_GAP} else 1 end,
+              output_start = case when o.output_next > o.output_start
+                then o.output_next + case when o.status = 'running' then ${RESCUE_SEQ_GAP} else 0 end
+                else o.output_start end,
+              output_next = case when o.output_next > o.output_start
+                then o.output_next + case when o.status = 'running' then ${RESCUE_SEQ_GAP} else 0 end
+                else o.output_next end,
               message = null, node_id = v.node, started_at = now(), updated_at = now()
-         from v
-        where t.id = v.id and t.status in ('queued', 'running') and t.attempt < t.max_attempts
-       returning ${prefixed('t')}, t.cancel_requested_at is not null as cancel_requested
+         from v, taskwire.tasks o
+        where t.id = v.id and o.id = v.id and t.status in ('queued', 'running') and t.attempt < t.max_attempts
+       returning ${prefixed('t')}, t.cancel_requested_at is not null as cancel_requested,
+                 o.output_next > o.output_start as output_reset
      ), e as (
        insert into taskwire.task_events (task_id, seq, event, attempt, data)
        select id, seq, 'started', attempt, jsonb_build_object('node', node_id) from t
@@ -57,7 +69,9 @@ export async function claimAttempts(q: Queryable, claims: Claim[]): Promise<(Cla
   const byId = new Map(rows.map((r) => [r.id, r]));
   return claims.map((c) => {
     const row = byId.get(c.taskId);
-    return row ? { task: toTaskRecord(row), cancelRequested: row.cancel_requested } : null;
+    return row
+      ? { task: toTaskRecord(row), cancelRequested: row.cancel_requested, outputReset: row.output_reset }
+      : null;
   });
 }
 

@@ -13,11 +13,12 @@ export interface TaskChildTable {
 }
 
 /**
- * The tables pruned with their tasks. A new per-task table (the streamed output's) is one more
- * entry here; its foreign key's `on delete cascade` is then not relied on for counting.
+ * The tables pruned with their tasks, each counted on its own (their foreign keys' `on delete
+ * cascade` would delete the rows too, but uncounted). A new per-task table is one more entry.
  */
 export const TASK_CHILD_TABLES: readonly TaskChildTable[] = [
   { table: 'taskwire.task_events', column: 'task_id' },
+  { table: 'taskwire.task_output', column: 'task_id' },
 ];
 
 /** Arbitrary constant: the advisory lock key that lets one node prune at a time. */
