@@ -213,13 +213,13 @@ export class TaskService {
    * Subscribes `sub` to `task:<id>` and returns the state to reply with: every event after it
    * reaches `sub` (possibly before this resolves; drop those not newer than the state's seq).
    */
-  async joinTask(owner: string, id: string, sub: TopicSubscriber): Promise<JoinResult<Task>> {
+  async joinTask(owner: Viewer, id: string, sub: TopicSubscriber): Promise<JoinResult<Task>> {
     const { registry, pubsub } = this.#o;
     const topic = taskTopic(id);
     const live = registry.get(id);
     if (live) {
       // It runs here: subscribing and taking the state is one synchronous step.
-      if (live.owner !== owner) return UNAUTHORIZED;
+      if (!sees(owner, live.owner)) return UNAUTHORIZED;
       void pubsub.subscribe(topic, sub);
       return { ok: true, state: live.task };
     }
@@ -227,7 +227,7 @@ export class TaskService {
     try {
       await interest;
       const task = await this.#current(id);
-      if (!task || task.owner !== owner) {
+      if (!task || !sees(owner, task.owner)) {
         pubsub.unsubscribe(topic, sub);
         return UNAUTHORIZED;
       }

@@ -136,7 +136,7 @@ function Dashboard({ session, onSignOut }: { session: Session; onSignOut: (why: 
       {refused && <p class="error">The live feed was refused: {refused}</p>}
       <main>
         {where.page === 'task' ? (
-          <TaskPage key={where.id} id={where.id} api={api} store={store} />
+          <TaskPage key={where.id} id={where.id} api={api} store={store} token={() => session.token} />
         ) : (
           <>
             <Overview stats={stats} window={statsWindow} onWindow={setStatsWindow} error={statsError} />

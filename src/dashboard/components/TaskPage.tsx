@@ -1,19 +1,23 @@
 // One task (`#/tasks/<id>`): its state (live, from the store's events), input and result as
 // pretty JSON, error, the audit timeline (`/events`, read again when the task moves on), and the
 // actions cancel and retry, each confirmed by an element of the page (`data-action="confirm"`),
-// never the browser's confirm(). The streamed output has its place here (`data-hook="output"`)
-// for when the "streams" issue lands.
+// never the browser's confirm(); and the streamed output, live (`data-field="output"`).
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { TaskAuditEvent } from '../../contract/index.ts';
 import { type Api, ApiError, type OwnedTask } from '../api.ts';
 import { duration, json, percent, time } from '../format.ts';
+import { followOutput } from '../output.ts';
 import type { TaskStore } from '../store.ts';
 
 interface Props {
   id: string;
   api: Api;
   store: TaskStore;
+  token: () => string;
 }
+
+/** Characters of output kept on the page (the newest). */
+const OUTPUT_KEEP = 200_000;
 
 type Action = 'cancel' | 'retry';
 const ACTION_TEXT: Record<Action, { ask: string; yes: string; done: string }> = {
@@ -29,7 +33,7 @@ const ACTION_TEXT: Record<Action, { ask: string; yes: string; done: string }> = 
   },
 };
 
-export function TaskPage({ id, api, store }: Props) {
+export function TaskPage({ id, api, store, token }: Props) {
   const [task, setTask] = useState<OwnedTask | null>(null);
   const [events, setEvents] = useState<TaskAuditEvent[]>([]);
   const [error, setError] = useState<string | null>(null);
@@ -70,6 +74,65 @@ export function TaskPage({ id, api, store }: Props) {
     };
     reading.current = window.setTimeout(read, task ? 300 : 0);
   }, [liveSeq]);
+
+  // Streamed output: text chunks as they are, other JSON values one per line; drawn once a frame.
+  const [output, setOutput] = useState<{
+    text: string;
+    chunks: number;
+    ended: boolean;
+    error: string | null;
+  }>({
+    text: '',
+    chunks: 0,
+    ended: false,
+    error: null,
+  });
+  useEffect(() => {
+    const abort = new AbortController();
+    let parts: { index: number; text: string }[] = [];
+    let ended = false;
+    let problem: string | null = null;
+    let frame = 0;
+    const draw = () => {
+      frame = 0;
+      let text = parts.map((p) => p.text).join('');
+      if (text.length > OUTPUT_KEEP) text = `…${text.slice(-OUTPUT_KEEP)}`;
+      setOutput({ text, chunks: parts.length, ended, error: problem });
+    };
+    const soon = () => {
+      frame ||= requestAnimationFrame(draw);
+    };
+    void followOutput(
+      id,
+      token,
+      {
+        chunk: (c) => {
+          parts.push({
+            index: c.index,
+            text: typeof c.data === 'string' ? c.data : `${JSON.stringify(c.data)}\n`,
+          });
+          soon();
+        },
+        reset: (start) => {
+          parts = parts.filter((p) => p.index < start);
+          soon();
+        },
+        end: () => {
+          ended = true;
+          soon();
+        },
+        error: (message) => {
+          problem = message;
+          soon();
+        },
+      },
+      abort.signal,
+    );
+    return () => {
+      abort.abort();
+      cancelAnimationFrame(frame);
+    };
+  }, [id]);
 
   if (error && !task) return <p class="error">{error}</p>;
   if (!task) return <p class="muted">loading…</p>;
@@ -209,12 +272,18 @@ export function TaskPage({ id, api, store }: Props) {
       </div>
 
       <section class="output" data-hook="output">
-        <h3>Output</h3>
-        <p class="muted">
-          {task.output.next > task.output.start
-            ? `${task.output.next - task.output.start} output chunks (live view of streamed output: coming with the "streams" issue)`
-            : 'No streamed output.'}
-        </p>
+        <h3>
+          Output{' '}
+          <span class="muted">
+            {output.chunks} chunks{output.ended ? '' : ', live'}
+          </span>
+        </h3>
+        {output.error && !output.ended && <p class="error">{output.error}</p>}
+        {output.chunks > 0 ? (
+          <pre data-field="output">{output.text}</pre>
+        ) : (
+          <p class="muted">{output.ended ? 'No streamed output.' : 'No output yet.'}</p>
+        )}
       </section>
 
       <section class="timeline">
