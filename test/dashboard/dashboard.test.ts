@@ -334,6 +334,53 @@ test('a non-admin sees only its own tasks and counts, gets 403 on admin routes a
   await page.close();
 });
 
+test('the table pages back through history with the keyset cursor as it scrolls, and sorts by a column', {
+  skip: noBrowser,
+}, async () => {
+  const pager = await t.token('pager');
+  const ids: string[] = [];
+  for (let i = 0; i < 130; i += 10) {
+    const batch = await Promise.all(
+      Array.from({ length: 10 }, (_x, j) =>
+        t.createTask(pager, { steps: 1, interval_ms: 0, message: `n${i + j}` }),
+      ),
+    );
+    ids.push(...batch.map((x) => x.task_id));
+  }
+  await waitFor(
+    async () => (await t.api(pager, 'GET', '/api/stats')).body.counts.completed === 130,
+    'all 130 completed',
+    30_000,
+    100,
+  );
+  const { page } = await signedIn(pager);
+  const shown = () =>
+    page.evaluate(() => Number(document.querySelector('.tasks h2 .muted')?.textContent?.replace(/\D/g, '')));
+  await page.waitForFunction(() => document.querySelectorAll('[data-task-id]').length > 0);
+  assert.equal(await shown(), 100, 'the first page: 100 newest');
+  // Scrolling to the end reads the next page.
+  await page.evaluate(() => {
+    const body = document.querySelector('[data-rows]')!;
+    body.scrollTop = body.scrollHeight;
+  });
+  await page.waitForFunction(
+    () => Number(document.querySelector('.tasks h2 .muted')?.textContent?.replace(/\D/g, '')) === 130,
+  );
+  await page.waitForFunction(() =>
+    document.querySelector('.table-foot')?.textContent?.includes('all of history loaded'),
+  );
+  // Oldest first, by clicking the age column (newest first is the default).
+  await page.click('[data-sort="inserted"]');
+  await page.evaluate(() => {
+    document.querySelector('[data-rows]')!.scrollTop = 0;
+  });
+  await page.waitForFunction(
+    (first) => document.querySelector('[data-task-id]')?.getAttribute('data-task-id') === first,
+    ids[0],
+  );
+  await page.close();
+});
+
 test('a lost socket shows "reconnecting", and on rejoin the table catches up with what happened meanwhile', {
   skip: noBrowser,
 }, async () => {
