@@ -9,9 +9,11 @@ import { errorHandler } from './error-handler.ts';
 import { registerApiDocs } from './openapi.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { clientErrorHandler, frameworkErrors, notFoundHandler, refuseConnect } from './refusals.ts';
+import { dashboardRoutes } from './routes/dashboard.ts';
 import { healthRoutes } from './routes/health.ts';
 import { outputRoutes } from './routes/output.ts';
 import { type LongPollHandler, socketRoutes, WEBSOCKET_PATH } from './routes/socket.ts';
+import { type StatsSource, statsRoutes } from './routes/stats.ts';
 import { taskRoutes } from './routes/tasks.ts';
 
 export interface HttpAppOptions {
@@ -29,6 +31,10 @@ export interface HttpAppOptions {
   /** What works only in part (e.g. `bus`: other nodes' events don't arrive), for /readyz. */
   degraded?: () => string[];
   longPoll?: LongPollHandler;
+  /** GET /api/stats. */
+  stats?: StatsSource;
+  /** The built dashboard served at /dashboard (absent: no dashboard). */
+  dashboardDir?: string;
   /** SSE readers whose unread bytes pass this are cut off (they resume with Last-Event-ID). */
   maxStreamBufferBytes?: number;
 }
@@ -75,6 +81,8 @@ export function buildHttpApp(opts: HttpAppOptions): FastifyInstance {
     tokens: opts.tokens,
     createLimiter: new RateLimiter(opts.maxCreatesPerMinute, 60_000),
   });
+  if (opts.stats) app.register(statsRoutes, { stats: opts.stats, tokens: opts.tokens });
+  if (opts.dashboardDir) app.register(dashboardRoutes, { dir: opts.dashboardDir });
   app.register(outputRoutes, {
     service: opts.service,
     tokens: opts.tokens,

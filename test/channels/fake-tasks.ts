@@ -4,7 +4,13 @@
 // service is used by every other test.
 import pino from 'pino';
 import { PubSub, type TopicEvent, type TopicSubscriber, topicEvent } from '../../src/bus/index.ts';
-import { EVENT_CLASS, type TaskEventName, taskTopic, userTopic } from '../../src/contract/index.ts';
+import {
+  ADMIN_TOPIC,
+  EVENT_CLASS,
+  type TaskEventName,
+  taskTopic,
+  userTopic,
+} from '../../src/contract/index.ts';
 import type { Task } from '../../src/db/index.ts';
 import type { JoinResult } from '../../src/tasks/index.ts';
 
@@ -89,6 +95,11 @@ export class FakeTasks {
     await this.pubsub.subscribe(userTopic(owner), sub);
     const tasks = [...this.tasks.values()].filter((t) => t.owner === owner).map((t) => ({ ...t.task }));
     return { ok: true, state: tasks };
+  };
+
+  joinAdmin = async (sub: TopicSubscriber): Promise<JoinResult<Task[]>> => {
+    await this.pubsub.subscribe(ADMIN_TOPIC, sub);
+    return { ok: true, state: [...this.tasks.values()].map((t) => ({ ...t.task, owner: t.owner })) };
   };
 
   /** Output chunks of a task, as if stored (tests fill it). */

@@ -41,11 +41,18 @@ export interface TestServerOptions {
   db?: TestDatabase;
   /** A bus transport (e.g. a MemoryTransport on a broker shared by in-process nodes). */
   busTransport?: BusTransport;
+  /** The built dashboard to serve (default: the package's dist/dashboard). */
+  dashboardDir?: string;
 }
 
 export async function startTestServer(opts: TestServerOptions | Partial<Config> = {}): Promise<TestServer> {
   const o: TestServerOptions =
-    'config' in opts || 'tasks' in opts || 'db' in opts || 'busTransport' in opts || 'log' in opts
+    'config' in opts ||
+    'tasks' in opts ||
+    'db' in opts ||
+    'busTransport' in opts ||
+    'log' in opts ||
+    'dashboardDir' in opts
       ? (opts as TestServerOptions)
       : { config: opts as Partial<Config> };
   const db = o.db ?? (await createTestDatabase());
@@ -56,6 +63,7 @@ export async function startTestServer(opts: TestServerOptions | Partial<Config> 
       tasks: o.tasks,
       busTransport: o.busTransport,
       log: o.log,
+      dashboardDir: o.dashboardDir,
       config: {
         port: 0,
         host: '127.0.0.1',
