@@ -5,13 +5,14 @@
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { performance } from 'node:perf_hooks';
-import { getHeapStatistics } from 'node:v8';
+import { getHeapStatistics, writeHeapSnapshot } from 'node:v8';
 
 interface ProbeRequest {
   id: number;
   cmd: string;
   gc?: boolean;
-  /** profile-stop: where to write the .cpuprofile */
+  lastResort?: boolean;
+  /** profile-stop, heap-snapshot: where to write the profile or the snapshot */
   file?: string;
   /** profile-start: sampling interval in microseconds */
   intervalUs?: number;
@@ -24,11 +25,13 @@ if (process.send) {
 
   const handlers: Record<string, (msg: ProbeRequest) => Promise<unknown> | unknown> = {
     probe(msg) {
-      const gc = (globalThis as { gc?: () => void }).gc;
+      const gc = (globalThis as { gc?: (options?: object) => void }).gc;
       if (msg.gc && gc) {
         gc();
         gc();
       }
+      // The GC V8 runs when memory is short: it also hands pooled pages back to the system.
+      if (msg.lastResort && gc) gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
       // No file descriptor needed (process.memoryUsage() opens /proc/self, which fails once a
       // server has used every file it may open); the benchmark reads RSS from /proc itself.
       const heap = getHeapStatistics();
@@ -39,9 +42,17 @@ if (process.send) {
         heapUsed: heap.used_heap_size,
         heapTotal: heap.total_heap_size,
         external: heap.external_memory,
+        /** V8's own malloc'd memory (compiler zones and the like) and committed heap pages. */
+        malloced: heap.malloced_memory,
+        physical: heap.total_physical_size,
         elu,
         gcExposed: Boolean(gc),
       };
+    },
+    /** A .heapsnapshot of the server (after a full GC), for finding what holds memory. */
+    'heap-snapshot'(msg) {
+      (globalThis as { gc?: () => void }).gc?.();
+      return { file: writeHeapSnapshot(msg.file) };
     },
     async 'profile-start'(msg) {
       session = new Session();

@@ -3,7 +3,6 @@
 // about them (RSS, CPU) and small waits.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus } from 'node:os';
 
 let hardNofile: number | undefined;
@@ -51,6 +50,8 @@ export interface Child {
   request<T>(msg: Record<string, unknown>, timeoutMs?: number): Promise<T>;
   /** Messages that are not replies (progress notes). */
   onNote(fn: (note: Record<string, unknown>) => void): void;
+  /** The first line of its output that matches (one already printed counts). */
+  line(pattern: RegExp, timeoutMs?: number): Promise<RegExpExecArray>;
   /** SIGTERM, then SIGKILL after `graceMs`. */
   stop(graceMs?: number): Promise<number | string>;
   tail(lines?: number): string;
@@ -69,9 +70,17 @@ export function spawnNode(script: string, args: string[], opts: SpawnOptions): C
   });
   const log = createWriteStream(opts.logFile, { flags: 'a' });
   const recent: string[] = [];
+  const lineWaiters: Array<{ pattern: RegExp; resolve: (m: RegExpExecArray) => void }> = [];
   const keep = (chunk: Buffer) => {
     log.write(chunk);
-    for (const line of chunk.toString('utf8').split('\n')) if (line) recent.push(line);
+    for (const line of chunk.toString('utf8').split('\n')) {
+      if (!line) continue;
+      recent.push(line);
+      for (let i = lineWaiters.length - 1; i >= 0; i--) {
+        const m = lineWaiters[i].pattern.exec(line);
+        if (m) lineWaiters.splice(i, 1)[0].resolve(m);
+      }
+    }
     if (recent.length > 200) recent.splice(0, recent.length - 200);
   };
   proc.stdout!.on('data', keep);
@@ -134,6 +143,25 @@ export function spawnNode(script: string, args: string[], opts: SpawnOptions): C
     },
     onNote(fn) {
       noteFns.push(fn);
+    },
+    line(pattern, timeoutMs = 60_000) {
+      const seen = recent.map((l) => pattern.exec(l)).find((m) => m);
+      if (seen) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no line ${pattern} in ${timeoutMs} ms`)), timeoutMs);
+        const waiter = {
+          pattern,
+          resolve: (m: RegExpExecArray) => {
+            clearTimeout(timer);
+            resolve(m);
+          },
+        };
+        lineWaiters.push(waiter);
+        void exited.then((code) => {
+          clearTimeout(timer);
+          reject(new Error(`process ${proc.pid} exited (${code}) before printing ${pattern}`));
+        });
+      });
     },
     async stop(graceMs = 10_000) {
       if (proc.exitCode !== null || proc.signalCode !== null) return exited;
@@ -262,18 +290,6 @@ export class CpuMeter {
     const irqPct = ((m1.softirq - this.#m0.softirq) / span) * 100 * cores;
     return { wallMs, cpuPct, sysPct, helpers, machinePct, irqPct };
   }
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

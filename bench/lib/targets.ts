@@ -10,7 +10,7 @@ import type { Mode } from '../generator/conns.ts';
 import { BENCH_SECRET, mintToken } from './auth.ts';
 import { HttpClient } from './http.ts';
 import { type BenchDatabase, createDatabase } from './pg.ts';
-import { type Child, freePort, nofileHardLimit, rssBytes, spawnNode, waitFor } from './procs.ts';
+import { type Child, nofileHardLimit, rssBytes, spawnNode, waitFor } from './procs.ts';
 
 export type TargetName = 'taskwire' | 'peer';
 
@@ -156,6 +156,11 @@ function profiler(child: Child, dir: string, runId: string, name: TargetName) {
   };
 }
 
+/** The URL a server printed once it listened on the port it bound (port 0: no bind race). */
+async function listeningUrl(child: Child, pattern: RegExp): Promise<string> {
+  return (await child.line(pattern, 60_000))[1];
+}
+
 async function ready(child: Child, url: string, what: string): Promise<void> {
   const client = new HttpClient(url);
   try {
@@ -177,7 +182,6 @@ async function ready(child: Child, url: string, what: string): Promise<void> {
 
 export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> {
   const db: BenchDatabase = await createDatabase();
-  const port = await freePort();
   mkdirSync(path.join(RESULTS_DIR, 'logs'), { recursive: true });
   const profileDir = path.join(RESULTS_DIR, 'profiles');
   mkdirSync(profileDir, { recursive: true });
@@ -187,7 +191,7 @@ export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> 
     ...cleanEnv(),
     DATABASE_URL: db.url,
     TASKWIRE_SECRET: BENCH_SECRET,
-    PORT: String(port),
+    PORT: '0', // it binds a port of its own and prints it
     HOST: '127.0.0.1',
     LOG_LEVEL: 'warn',
     TASKWIRE_LOG_PRETTY: 'false',
@@ -201,6 +205,7 @@ export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> 
     ...opts.env,
   };
   let child: Child;
+  let httpUrl: string;
   try {
     child = spawnNode(path.join(TASKWIRE_ROOT, 'bin/taskwire.js'), ['start'], {
       env,
@@ -209,16 +214,17 @@ export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> 
       logFile,
       cwd: TASKWIRE_ROOT,
     });
-    await ready(child, `http://127.0.0.1:${port}`, 'taskwire');
+    httpUrl = await listeningUrl(child, /taskwire is listening on (http:\/\/\S+)/);
+    await ready(child, httpUrl, 'taskwire');
   } catch (err) {
     await db.drop().catch(() => {});
     throw err;
   }
+  const port = Number(new URL(httpUrl).port);
   opts.log(
     `taskwire pid ${child.pid} on :${port}${TASKWIRE_ROOT !== ROOT ? ` from ${TASKWIRE_ROOT}` : ''}, ` +
       `database ${db.name}, log ${path.relative(ROOT, logFile)}`,
   );
-  const httpUrl = `http://127.0.0.1:${port}`;
   const http = new HttpClient(httpUrl, { maxSockets: 64 });
   const statsPool = new pg.Pool({ connectionString: db.url, max: 1 });
   return {
@@ -298,7 +304,6 @@ export const REDIS_HINT =
 
 export async function startPeer(opts: StartOptions): Promise<RunningTarget> {
   if (!(await redisReachable())) throw new Error(`Redis is not reachable at ${REDIS_URL}; ${REDIS_HINT}`);
-  const port = await freePort();
   mkdirSync(path.join(RESULTS_DIR, 'logs'), { recursive: true });
   const profileDir = path.join(RESULTS_DIR, 'profiles');
   mkdirSync(profileDir, { recursive: true });
@@ -307,7 +312,7 @@ export async function startPeer(opts: StartOptions): Promise<RunningTarget> {
   const child = spawnNode(PEER, [], {
     env: {
       ...cleanEnv(),
-      PORT: String(port),
+      PORT: '0', // it binds a port of its own and prints it
       HOST: '127.0.0.1',
       REDIS_URL,
       PEER_SECRET: BENCH_SECRET,
@@ -321,7 +326,11 @@ export async function startPeer(opts: StartOptions): Promise<RunningTarget> {
     logFile,
     cwd: ROOT,
   });
-  const httpUrl = `http://127.0.0.1:${port}`;
+  const httpUrl = await listeningUrl(child, /peer listening on (http:\/\/\S+)/).catch(async (err) => {
+    await child.stop(2000);
+    throw err;
+  });
+  const port = Number(new URL(httpUrl).port);
   await ready(child, httpUrl, 'peer');
   opts.log(`peer pid ${child.pid} on :${port}, log ${path.relative(ROOT, logFile)}`);
   const http = new HttpClient(httpUrl, { maxSockets: 64 });

@@ -2,4 +2,4 @@
 
 export { OriginPolicy } from './origins.ts';
 export { loadOrCreateSecret, SECRET_FILE } from './secret.ts';
-export { type Identity, TokenError, Tokens } from './tokens.ts';
+export { ADMIN_ROLE, type Identity, TokenError, Tokens } from './tokens.ts';

@@ -11,7 +11,9 @@ interface OriginRule {
 /**
  * Phoenix's check_origin list: `https://example.com`, `//other.com:888`, `//*.example.com`.
  * Scheme and port are compared only when the entry names them; `*.` matches the host and its
- * subdomains. An empty list allows every origin (development). No Origin header always passes.
+ * subdomains. An empty list allows every origin (development). No Origin header always passes,
+ * and neither does a page of the server's own (the dashboard): an Origin whose host:port is the
+ * request's Host.
  */
 export class OriginPolicy {
   readonly #rules: OriginRule[];
@@ -28,7 +30,7 @@ export class OriginPolicy {
     });
   }
 
-  allows(origin: string | string[] | undefined): boolean {
+  allows(origin: string | string[] | undefined, requestHost?: string | string[]): boolean {
     if (origin === undefined) return true;
     if (this.#any) return true;
     if (Array.isArray(origin)) return false;
@@ -38,6 +40,8 @@ export class OriginPolicy {
     } catch {
       return false;
     }
+    if (typeof requestHost === 'string' && requestHost !== '' && url.host === requestHost.toLowerCase())
+      return true;
     const scheme = url.protocol.slice(0, -1);
     const host = url.hostname.toLowerCase();
     const port = url.port || (scheme === 'https' || scheme === 'wss' ? '443' : '80');

@@ -1,11 +1,17 @@
-// Token verification and minting: JWT HS256 with `sub` = the user id, `exp` honoured when present.
-// Anything else (alg none, another algorithm, a bad signature, no sub, expired) is refused.
+// Token verification and minting: JWT HS256 with `sub` = the user id, `exp` honoured when present,
+// claim `"role": "admin"` for operators (api.md "Authentication"). Anything else (alg none, another
+// algorithm, a bad signature, no sub, expired) is refused.
 import { errors, jwtVerify, SignJWT } from 'jose';
 import { isStorableString } from '../contract/storable.ts';
 
+/** Who a verified token speaks for: the principal that HTTP requests and sockets carry. */
 export interface Identity {
   userId: string;
+  /** Claim `"role": "admin"`: may read every user's tasks, join `admin:tasks`, cancel any task. */
+  admin: boolean;
 }
+
+export const ADMIN_ROLE = 'admin';
 
 export class TokenError extends Error {
   override name = 'TokenError';
@@ -19,7 +25,7 @@ const CACHE_TTL_MS = 10 * 60_000;
 export class Tokens {
   readonly #key: Uint8Array;
   /** token -> who it is and until when it may be trusted without checking the HMAC again. */
-  readonly #verified = new Map<string, { userId: string; until: number }>();
+  readonly #verified = new Map<string, { identity: Identity; until: number }>();
 
   constructor(secret: string) {
     if (secret.length < 16) throw new Error('the auth secret must be at least 16 characters');
@@ -30,7 +36,7 @@ export class Tokens {
     if (!token) throw new TokenError('missing token');
     const now = Date.now();
     const known = this.#verified.get(token);
-    if (known && known.until > now) return { userId: known.userId };
+    if (known && known.until > now) return known.identity;
     try {
       const { payload } = await jwtVerify(token, this.#key, { algorithms: ['HS256'] });
       const sub = payload.sub;
@@ -39,9 +45,10 @@ export class Tokens {
         throw new TokenError('token has no valid sub claim');
       }
       const until = Math.min(now + CACHE_TTL_MS, payload.exp === undefined ? Infinity : payload.exp * 1000);
+      const identity: Identity = Object.freeze({ userId: sub, admin: payload.role === ADMIN_ROLE });
       if (this.#verified.size >= CACHE_SIZE) this.#verified.delete(this.#verified.keys().next().value!);
-      this.#verified.set(token, { userId: sub, until });
-      return { userId: sub };
+      this.#verified.set(token, { identity, until });
+      return identity;
     } catch (err) {
       if (err instanceof TokenError) throw err;
       if (err instanceof errors.JWTExpired) throw new TokenError('token expired');
@@ -49,9 +56,9 @@ export class Tokens {
     }
   }
 
-  /** Mints a token for `userId`, valid for `ttlSeconds` (none: no expiry). */
-  async mint(userId: string, ttlSeconds?: number): Promise<string> {
-    let jwt = new SignJWT({})
+  /** Mints a token for `userId`, valid for `ttlSeconds` (none: no expiry); `admin` adds the admin role. */
+  async mint(userId: string, ttlSeconds?: number, opts: { admin?: boolean } = {}): Promise<string> {
+    let jwt = new SignJWT(opts.admin ? { role: ADMIN_ROLE } : {})
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setSubject(userId)
       .setIssuedAt();

@@ -2,9 +2,11 @@
 // server's upgrade event, LongPoll as a framework-neutral handler). It must not touch the database.
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
-import { OriginPolicy, type Tokens } from '../auth/index.ts';
+import { type Identity, OriginPolicy, type Tokens } from '../auth/index.ts';
 import type { Cluster } from '../bus/index.ts';
 import type { Config } from '../config/index.ts';
+import { ADMIN_TOPIC } from '../contract/index.ts';
+import { type AdminTopicSource, adminChannel, type StatsWatch } from './admin-channel.ts';
 import { Router } from './router.ts';
 import { Counters, DrainWatch, Session, type SessionLimits, type Transport } from './session.ts';
 import { type TaskTopicSource, taskChannel } from './task-channel.ts';
@@ -22,7 +24,9 @@ export interface ChannelsOptions {
   /** Gets the 'upgrade' handling for /socket/websocket. */
   server: Server;
   /** The tasks part, as the topic channels need it. */
-  tasks: TaskTopicSource & UserTopicSource;
+  tasks: TaskTopicSource & UserTopicSource & AdminTopicSource;
+  /** The `stats` event of `admin:tasks` (absent: none is pushed). */
+  watchStats?: StatsWatch;
   tokens: Pick<Tokens, 'verify'>;
   config: Pick<
     Config,
@@ -79,7 +83,10 @@ export function attachChannels(opts: ChannelsOptions): Channels {
   const log = opts.log.child({ part: 'channels' });
   const counters = new Counters();
   const drainWatch = new DrainWatch();
-  const router = new Router().add('task:*', taskChannel(opts.tasks)).add('user:*', userChannel(opts.tasks));
+  const router = new Router()
+    .add('task:*', taskChannel(opts.tasks))
+    .add('user:*', userChannel(opts.tasks))
+    .add(ADMIN_TOPIC, adminChannel(opts.tasks, opts.watchStats));
   const limits: SessionLimits = {
     maxChannels: config.maxChannelsPerSocket,
     softBufferBytes: config.socketSoftBufferBytes,
@@ -94,13 +101,14 @@ export function attachChannels(opts: ChannelsOptions): Channels {
     async authenticate(token) {
       if (!token) return undefined;
       try {
-        return (await tokens.verify(token)).userId;
+        return await tokens.verify(token);
       } catch {
         return undefined;
       }
     },
-    openSession(userId: string, transport: Transport) {
-      return new Session({ userId, transport, router, limits, counters, drainWatch, log });
+    openSession(principal: Identity, transport: Transport) {
+      const { userId, admin } = principal;
+      return new Session({ userId, admin, transport, router, limits, counters, drainWatch, log });
     },
   };
   const websocket = new WebSocketTransport({

@@ -6,6 +6,8 @@ import type { TopicEvent } from '../bus/index.ts';
 export interface ChannelContext {
   readonly topic: string;
   readonly userId: string;
+  /** The connect token carries the admin role. */
+  readonly admin: boolean;
   /**
    * Sends the ok join reply now and registers the channel. Call it synchronously right after
    * subscribing, so no event can precede the reply (spec 4.1); at most once.

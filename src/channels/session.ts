@@ -87,6 +87,8 @@ export class DrainWatch {
 
 export interface SessionOptions {
   userId: string;
+  /** The connect token carries the admin role (api.md: `admin:tasks`). */
+  admin?: boolean;
   transport: Transport;
   router: Router;
   limits: SessionLimits;
@@ -99,6 +101,7 @@ export interface SessionOptions {
 class JoinedChannel implements ChannelContext {
   readonly topic: string;
   readonly userId: string;
+  readonly admin: boolean;
   /** join_ref of the phx_join that made it (CJR); null if the join carried none. */
   readonly joinRef: string | number | null;
   /** join_ref stamped on replies: the join's join_ref, or its ref when that was null (3.1). */
@@ -115,6 +118,7 @@ class JoinedChannel implements ChannelContext {
     this.session = session;
     this.topic = topic;
     this.userId = session.userId;
+    this.admin = session.admin;
     this.joinRef = msg.joinRef;
     this.replyRef = msg.joinRef ?? msg.ref;
     this.ref = msg.ref;
@@ -139,6 +143,7 @@ class JoinedChannel implements ChannelContext {
 
 export class Session {
   readonly userId: string;
+  readonly admin: boolean;
   readonly #o: SessionOptions;
   readonly #transport: Transport;
   readonly #ser: Serializer;
@@ -165,6 +170,7 @@ export class Session {
   constructor(opts: SessionOptions) {
     this.#o = opts;
     this.userId = opts.userId;
+    this.admin = opts.admin ?? false;
     this.#transport = opts.transport;
     this.#ser = opts.transport.serializer;
     this.#tokens = opts.limits.maxMessagesPerSecond;

@@ -13,6 +13,9 @@ function int(value: string): number {
   return n;
 }
 
+/** A stop signal repeated within this window is the same request delivered twice, not a second one. */
+const SAME_REQUEST_MS = 250;
+
 function fail(message: string, code = 1): never {
   process.stderr.write(`taskwire: ${message}\n`);
   process.exit(code);
@@ -60,6 +63,7 @@ program
       // One of `--processes`: the primary prints the banner and decides when to stop (SIGTERM);
       // a terminal's Ctrl-C reaches the primary too, so the worker leaves SIGINT to it.
       process.on('SIGINT', () => {});
+      process.on('SIGHUP', () => {});
       process.on('SIGTERM', () => {
         server.stop().then(
           () => process.exit(0),
@@ -71,7 +75,12 @@ program
     }
     onSignals(() => server.stop());
     const secretNote = server.config.secret ? '' : ` (secret kept in ${server.config.dataDir}/secret)`;
-    printBanner(server.url, await server.tokens.mint('dev', 7 * 24 * 3600), secretNote);
+    printBanner(
+      server.url,
+      await server.tokens.mint('dev', 7 * 24 * 3600),
+      await server.tokens.mint('dev', DASHBOARD_TOKEN_TTL_S, { admin: true }),
+      secretNote,
+    );
   });
 
 /** `start --processes N`: N workers on one port, one embedded database (unless DATABASE_URL). */
@@ -93,29 +102,53 @@ async function startGroup(env: Record<string, string | undefined>, count: number
   }
   onSignals(() => group.stop());
   const secretNote = config.secret ? '' : ` (secret kept in ${group.dataDir}/secret)`;
-  const token = await new Tokens(group.secret).mint('dev', 7 * 24 * 3600);
-  printBanner(group.url, token, secretNote, `${count} processes, joined over the bus`);
+  const tokens = new Tokens(group.secret);
+  printBanner(
+    group.url,
+    await tokens.mint('dev', 7 * 24 * 3600),
+    await tokens.mint('dev', DASHBOARD_TOKEN_TTL_S, { admin: true }),
+    secretNote,
+    `${count} processes, joined over the bus`,
+  );
 }
 
 function onSignals(stop: () => Promise<void>): void {
-  let signals = 0;
+  let stopAsked = 0;
   const shutdown = (signal: string) => {
-    signals += 1;
-    if (signals > 1) fail(`second ${signal}: stopping at once`, 1);
+    // One request to stop often arrives twice at once: a terminal's Ctrl-C (or a supervisor's
+    // kill of the whole group) reaches both this process and bin/taskwire.js, which forwards it.
+    if (stopAsked !== 0 && Date.now() - stopAsked < SAME_REQUEST_MS) return;
+    if (stopAsked !== 0) fail(`second ${signal}: stopping at once`, 1);
+    stopAsked = Date.now();
     stop().then(
       () => process.exit(0),
       (err: unknown) => fail(`stop failed: ${(err as Error).message}`),
     );
   };
-  process.on('SIGINT', () => shutdown('SIGINT'));
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => shutdown(signal));
 }
 
-function printBanner(url: string, token: string, secretNote: string, shape?: string): void {
+/** The dashboard link's admin token lives this long (it is in a terminal's scrollback). */
+const DASHBOARD_TOKEN_TTL_S = 3600;
+
+/**
+ * Printed to the terminal, never logged. The dashboard link carries an admin token in its
+ * fragment (`#token=`), which browsers never send to a server nor put in a Referer.
+ */
+function printBanner(
+  url: string,
+  token: string,
+  adminToken: string,
+  secretNote: string,
+  shape?: string,
+): void {
   process.stdout.write(
     [
       '',
       `taskwire is listening on ${url}  (WebSocket: ${url.replace(/^http/, 'ws')}/socket)${shape ? `  [${shape}]` : ''}`,
+      '',
+      'Dashboard (signed in as admin "dev" for 1 hour):',
+      `  ${url}/dashboard#token=${adminToken}`,
       '',
       `A dev token for user "dev", valid 7 days${secretNote}:`,
       `  export TOKEN=${token}`,
@@ -136,14 +169,15 @@ program
   .description('mint a token (uses TASKWIRE_SECRET, else the secret in the data directory)')
   .requiredOption('-u, --user <id>', 'the user id (the token sub)')
   .option('--ttl <seconds>', 'lifetime in seconds (default: 7 days; 0 = no expiry)', int, 7 * 24 * 3600)
+  .option('--admin', "with the admin role: every user's tasks, admin:tasks, the dashboard's all-users view")
   .option('-d, --data-dir <dir>', 'data directory (TASKWIRE_DATA_DIR)')
-  .action(async (opts: { user: string; ttl: number; dataDir?: string }) => {
+  .action(async (opts: { user: string; ttl: number; admin?: boolean; dataDir?: string }) => {
     const env = { ...process.env };
     if (opts.dataDir) env.TASKWIRE_DATA_DIR = opts.dataDir;
     const config = loadConfig(env);
     const [secret] = config.secret ? [config.secret] : await loadOrCreateSecret(config.dataDir);
     process.stdout.write(
-      `${await new Tokens(secret).mint(opts.user, opts.ttl === 0 ? undefined : opts.ttl)}\n`,
+      `${await new Tokens(secret).mint(opts.user, opts.ttl === 0 ? undefined : opts.ttl, { admin: opts.admin })}\n`,
     );
   });
 

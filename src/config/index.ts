@@ -63,6 +63,13 @@ export interface Config {
   busHeartbeatMs: number;
   /** `taskwire start`: server processes sharing the port (`auto`: one per CPU). */
   processes: number;
+  /** Finished tasks older than this are pruned with their audit rows; 0 keeps everything. */
+  retentionSeconds: number;
+  /** How often a node looks for tasks past the retention, and tasks deleted per batch. */
+  pruneIntervalMs: number;
+  pruneBatchSize: number;
+  /** How often `admin:tasks` carries the `stats` event. */
+  statsIntervalMs: number;
   /** Write-behind interval of streamed output (one statement per flush for all tasks). */
   outputFlushMs: number;
   /** Bytes of one output chunk as JSON. */
@@ -70,6 +77,10 @@ export interface Config {
   /** Chunks and bytes of one attempt's output; past either the attempt fails. */
   outputMaxChunks: number;
   outputMaxBytes: number;
+  /** Growth of the resident set after which one memory-reducing GC gives freed pages back; 0: never. */
+  heapReleaseBytes: number;
+  /** A request whose head and body have not all arrived by then gets 408 (slow clients hold memory). */
+  requestTimeoutMs: number;
 }
 
 export type BusKind = 'memory' | 'postgres' | 'nats' | 'redis';
@@ -119,6 +130,19 @@ function busKind(env: Env): BusKind {
     throw new ConfigError(`TASKWIRE_BUS must be one of ${BUS_KINDS.join(', ')}, got ${JSON.stringify(raw)}`);
   }
   return raw as BusKind;
+}
+
+const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
+
+/** A duration in seconds: `0`, or an integer and a unit (`90s`, `30m`, `12h`, `7d`). */
+function duration(env: Env, key: string, fallback: number): number {
+  const raw = str(env, key);
+  if (raw === undefined) return fallback;
+  if (raw === '0') return 0;
+  const m = /^(\d{1,9})(s|m|h|d)$/.exec(raw);
+  if (!m)
+    throw new ConfigError(`${key} must be 0 or a duration like 30m, 12h or 7d, got ${JSON.stringify(raw)}`);
+  return Number(m[1]) * DURATION_UNITS[m[2]];
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -173,10 +197,16 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
       str(env, 'TASKWIRE_PROCESSES') === 'auto'
         ? os.availableParallelism()
         : int(env, 'TASKWIRE_PROCESSES', 1, 1, 256),
+    retentionSeconds: duration(env, 'TASKWIRE_RETENTION', 7 * 86_400),
+    pruneIntervalMs: int(env, 'TASKWIRE_PRUNE_INTERVAL_MS', 60_000, 100),
+    pruneBatchSize: int(env, 'TASKWIRE_PRUNE_BATCH', 500, 1, 100_000),
+    statsIntervalMs: int(env, 'TASKWIRE_STATS_INTERVAL_MS', 5000, 100, 3_600_000),
     outputFlushMs: int(env, 'TASKWIRE_OUTPUT_FLUSH_MS', 100, 5, 60_000),
     outputChunkBytes: int(env, 'TASKWIRE_OUTPUT_CHUNK_BYTES', 65_536, 16, 16_777_216),
     outputMaxChunks: int(env, 'TASKWIRE_OUTPUT_MAX_CHUNKS', 1_000_000, 1),
     outputMaxBytes: int(env, 'TASKWIRE_OUTPUT_MAX_BYTES', 67_108_864, 16),
+    heapReleaseBytes: int(env, 'TASKWIRE_HEAP_RELEASE_MB', 40, 0, 1_000_000) * 1_048_576,
+    requestTimeoutMs: int(env, 'TASKWIRE_REQUEST_TIMEOUT_MS', 30_000, 1000),
     ...overrides,
   };
   if (config.bus === 'nats' && !config.natsUrl) throw new ConfigError('TASKWIRE_BUS=nats needs NATS_URL');

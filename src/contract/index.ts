@@ -4,5 +4,6 @@
 export * from './errors.ts';
 export * from './events.ts';
 export * from './schemas.ts';
+export * from './stats.ts';
 export * from './task.ts';
 export * from './topics.ts';

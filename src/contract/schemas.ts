@@ -63,3 +63,55 @@ export const ErrorBodySchema = Type.Object({
     { additionalProperties: true },
   ),
 });
+
+const StatusCountsSchema = Type.Object(
+  Object.fromEntries(TASK_STATUSES.map((s) => [s, Type.Integer({ minimum: 0 })])),
+  { description: 'queued and running: now; completed, failed, cancelled: finished within the window' },
+);
+const Ms = Type.Union([Type.Number(), Type.Null()]);
+
+/** `GET /api/stats` (stats.ts). */
+export const StatsSchema = Type.Object({
+  scope: Type.Union([Type.Literal('own'), Type.Literal('all')]),
+  window: Type.String(),
+  window_seconds: Type.Integer(),
+  at: Type.String({ format: 'date-time' }),
+  counts: StatusCountsSchema,
+  types: Type.Array(
+    Type.Object({
+      type: Type.String(),
+      counts: StatusCountsSchema,
+      p50_ms: Ms,
+      p95_ms: Ms,
+    }),
+  ),
+  throughput: Type.Object({
+    bucket_seconds: Type.Integer(),
+    buckets: Type.Array(
+      Type.Object({
+        at: Type.String({ format: 'date-time' }),
+        completed: Type.Integer(),
+        failed: Type.Integer(),
+        cancelled: Type.Integer(),
+      }),
+    ),
+  }),
+  queue: Type.Object({
+    ready: Type.Integer(),
+    scheduled: Type.Integer(),
+    oldest_wait_seconds: Type.Number(),
+  }),
+  sockets: Type.Integer(),
+  nodes: Type.Array(
+    Type.Object({
+      id: Type.String(),
+      alive: Type.Boolean(),
+      started_at: Type.String({ format: 'date-time' }),
+      heartbeat_at: Type.String({ format: 'date-time' }),
+      sockets: Type.Integer(),
+      running: Type.Integer(),
+      concurrency: Type.Integer(),
+      types: Type.Array(Type.String()),
+    }),
+  ),
+});

@@ -25,6 +25,16 @@ export { listActiveTasks } from './sql/listActiveTasks.ts';
 export { listEvents } from './sql/listEvents.ts';
 export { type ListFilter, listTasks } from './sql/listTasks.ts';
 export { type OutputChunk, type OutputSegment, readOutput, writeOutput } from './sql/output.ts';
+export { PRUNE_LOCK_KEY, pruneBatch, TASK_CHILD_TABLES, type TaskChildTable } from './sql/prune.ts';
 export { type Snapshot, writeSnapshots } from './sql/snapshots.ts';
+export {
+  type FinishedInWindow,
+  finishedInWindow,
+  inFlightByType,
+  type NodeRow,
+  nodeStats,
+  ownerQueue,
+  type StatusTypeCount,
+} from './sql/stats.ts';
 export { withTransaction } from './transaction.ts';
 export * from './types.ts';

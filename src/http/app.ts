@@ -9,9 +9,11 @@ import { errorHandler } from './error-handler.ts';
 import { registerApiDocs } from './openapi.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { clientErrorHandler, frameworkErrors, notFoundHandler, refuseConnect } from './refusals.ts';
+import { dashboardRoutes } from './routes/dashboard.ts';
 import { healthRoutes } from './routes/health.ts';
 import { outputRoutes } from './routes/output.ts';
 import { type LongPollHandler, socketRoutes, WEBSOCKET_PATH } from './routes/socket.ts';
+import { type StatsSource, statsRoutes } from './routes/stats.ts';
 import { taskRoutes } from './routes/tasks.ts';
 
 export interface HttpAppOptions {
@@ -20,6 +22,8 @@ export interface HttpAppOptions {
   log: Logger;
   metrics: Registry;
   bodyLimitBytes: number;
+  /** A request not fully received by then gets 408 (0: no bound). */
+  requestTimeoutMs?: number;
   maxCreatesPerMinute: number;
   /** Browser origins whose pages may call the API (CORS); empty means any. */
   allowedOrigins: string[];
@@ -27,6 +31,10 @@ export interface HttpAppOptions {
   /** What works only in part (e.g. `bus`: other nodes' events don't arrive), for /readyz. */
   degraded?: () => string[];
   longPoll?: LongPollHandler;
+  /** GET /api/stats. */
+  stats?: StatsSource;
+  /** The built dashboard served at /dashboard (absent: no dashboard). */
+  dashboardDir?: string;
   /** SSE readers whose unread bytes pass this are cut off (they resume with Last-Event-ID). */
   maxStreamBufferBytes?: number;
 }
@@ -44,7 +52,17 @@ export function buildHttpApp(opts: HttpAppOptions): FastifyInstance {
     forceCloseConnections: true,
     // Only the WebSocket endpoint upgrades; elsewhere an Upgrade header is ignored (RFC 9110) and
     // the request is served as usual. Node < 24.9 ignores the option: the transport answers 404.
-    http: { shouldUpgradeCallback: (req) => req.url?.split('?')[0] === WEBSOCKET_PATH },
+    http: {
+      shouldUpgradeCallback: (req) => req.url?.split('?')[0] === WEBSOCKET_PATH,
+      // Node checks request deadlines on this interval: a fraction of the timeout keeps it honest.
+      connectionsCheckingInterval: Math.max(
+        250,
+        Math.min(30_000, (opts.requestTimeoutMs ?? 0) / 4 || 30_000),
+      ),
+      headersTimeout: Math.min(60_000, opts.requestTimeoutMs || 60_000),
+    },
+    // A request's head and body must arrive within this (slow clients otherwise hold memory).
+    requestTimeout: opts.requestTimeoutMs ?? 0,
     ajv: {
       customOptions: { coerceTypes: false, removeAdditional: false, allErrors: true, useDefaults: true },
     },
@@ -63,6 +81,8 @@ export function buildHttpApp(opts: HttpAppOptions): FastifyInstance {
     tokens: opts.tokens,
     createLimiter: new RateLimiter(opts.maxCreatesPerMinute, 60_000),
   });
+  if (opts.stats) app.register(statsRoutes, { stats: opts.stats, tokens: opts.tokens });
+  if (opts.dashboardDir) app.register(dashboardRoutes, { dir: opts.dashboardDir });
   app.register(outputRoutes, {
     service: opts.service,
     tokens: opts.tokens,

@@ -204,6 +204,13 @@ export function createMetrics(sources: () => MetricSources) {
     registers: [registry],
   });
 
+  const prunedRows = new Counter({
+    name: 'taskwire_pruned_rows_total',
+    help: 'Rows deleted past TASKWIRE_RETENTION, by table (tasks and the rows that belong to them)',
+    labelNames: ['table'],
+    registers: [registry],
+  });
+
   return {
     registry,
     tasksCreated,
@@ -216,6 +223,7 @@ export function createMetrics(sources: () => MetricSources) {
     outputRows,
     outputChunks,
     outputFlush,
+    prunedRows,
   };
 }
 

@@ -6,7 +6,13 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance, FastifySchema } from 'fastify';
 import Type, { type TSchema } from 'typebox';
-import { AuditEventSchema, ErrorBodySchema, TaskSchema, TaskStatusSchema } from '../contract/index.ts';
+import {
+  AuditEventSchema,
+  ErrorBodySchema,
+  StatsSchema,
+  TaskSchema,
+  TaskStatusSchema,
+} from '../contract/index.ts';
 import { ERROR_STATUS, type ErrorCode } from './errors.ts';
 
 export const DOCS_PREFIX = '/docs';
@@ -56,7 +62,12 @@ const ROUTES: Record<string, FastifySchema & Record<string, unknown>> = {
   'GET /api/tasks': {
     tags: ['tasks'],
     summary: "The caller's tasks, newest first",
+    description:
+      "An admin token may add `owner` (another user's tasks) or `all=true` (every user's, each task with " +
+      'its `owner`); other tokens get 403 forbidden for them.',
     querystring: Type.Object({
+      owner: Type.Optional(Type.String({ description: "another user's tasks (admin)" })),
+      all: Type.Optional(Type.Boolean({ description: "every user's tasks (admin)" })),
       status: Type.Optional(Status),
       type: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
       limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
@@ -67,8 +78,21 @@ const ROUTES: Record<string, FastifySchema & Record<string, unknown>> = {
         'a page',
         Type.Object({ tasks: Type.Array(Task), next_cursor: Type.Union([Type.String(), Type.Null()]) }),
       ),
-      ...errors('validation_failed', ...AUTHED),
+      ...errors('validation_failed', 'forbidden', ...AUTHED),
     },
+  },
+  'GET /api/stats': {
+    tags: ['tasks'],
+    summary: 'How the system is doing: counts, throughput, run times, queue, sockets, nodes',
+    description:
+      '`queued` and `running` count the tasks in flight now; `completed`, `failed` and `cancelled` those ' +
+      "finished within `window` (default `1h`). The caller's own tasks, or every user's with `all=true` " +
+      '(admin tokens only; others get 403).',
+    querystring: Type.Object({
+      window: Type.Optional(Type.String({ default: '1h', description: '1m..31d: an integer and m, h or d' })),
+      all: Type.Optional(Type.Boolean({ description: "every user's tasks (admin)" })),
+    }),
+    response: { 200: ok('the figures', StatsSchema), ...errors('validation_failed', 'forbidden', ...AUTHED) },
   },
   'GET /api/tasks/:id': {
     tags: ['tasks'],
@@ -152,6 +176,10 @@ const ROUTES: Record<string, FastifySchema & Record<string, unknown>> = {
     summary: 'Phoenix Channels LongPoll transport (send)',
   },
   'OPTIONS /socket/longpoll': { hide: true },
+  'GET /dashboard': { hide: true },
+  'HEAD /dashboard': { hide: true },
+  'GET /dashboard/*': { hide: true },
+  'HEAD /dashboard/*': { hide: true },
 };
 
 const DESCRIPTION = `Long-running tasks with live progress.

@@ -14,6 +14,8 @@ export interface LivenessOptions {
   deadAfterMs: number;
   log: Logger;
   schema?: string;
+  /** What this node reports with each heartbeat (for GET /api/stats): its open sockets, what it runs. */
+  report?: () => { sockets: number; info: Record<string, unknown> };
   /** Told how many worker ids were unlocked, and whose. */
   onRescue?: (nodes: string[], workerIds: string[]) => void;
 }
@@ -50,10 +52,12 @@ export class Liveness {
   async #beat(): Promise<void> {
     const { pool, nodeId } = this.#o;
     try {
+      const report = this.#o.report?.() ?? { sockets: 0, info: {} };
       await pool.query(
-        `insert into taskwire.nodes (id, worker_ids) values ($1, $2)
-         on conflict (id) do update set heartbeat_at = now(), worker_ids = excluded.worker_ids, stopped_at = null`,
-        [nodeId, this.#o.workerIds()],
+        `insert into taskwire.nodes (id, worker_ids, sockets, info) values ($1, $2, $3, $4)
+         on conflict (id) do update set heartbeat_at = now(), worker_ids = excluded.worker_ids, stopped_at = null,
+           sockets = excluded.sockets, info = excluded.info`,
+        [nodeId, this.#o.workerIds(), report.sockets, JSON.stringify(report.info)],
       );
       this.lastBeatOk = true;
       await this.rescue();

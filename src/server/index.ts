@@ -2,6 +2,7 @@
 // them in order and stops them gracefully. It holds no logic of its own beyond that order.
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
+import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type pg from 'pg';
 import type { Logger } from 'pino';
@@ -27,9 +28,12 @@ import {
   demoTask,
   generateTask,
   OutputWriter,
+  Pruner,
   Registry,
   Runner,
   Snapshotter,
+  StatsReader,
+  StatsTicker,
   Supervisor,
   TaskFeed,
   TaskService,
@@ -37,6 +41,7 @@ import {
   TaskTypes,
 } from '../tasks/index.ts';
 import { createBusTransport } from './bus-transport.ts';
+import { startHeapRelease } from './heap-release.ts';
 import { createLogger } from './logger.ts';
 import { loadTaskModules } from './task-modules.ts';
 
@@ -50,7 +55,12 @@ export interface StartOptions {
   log?: Logger;
   /** The bus transport to use instead of the one the config names (tests: a shared in-memory engine). */
   busTransport?: BusTransport;
+  /** The built dashboard to serve at /dashboard (default: the package's dist/dashboard). */
+  dashboardDir?: string;
 }
+
+/** Where `npm run build` puts the dashboard: the same place from src/server and dist/server. */
+export const DEFAULT_DASHBOARD_DIR = path.resolve(import.meta.dirname, '../../dist/dashboard');
 
 export interface TaskwireServer {
   readonly url: string;
@@ -66,6 +76,8 @@ export interface TaskwireServer {
   readonly snapshotter: Snapshotter;
   readonly runner: Runner;
   readonly channels: Channels;
+  readonly stats: StatsReader;
+  readonly pruner: Pruner;
   readonly app: FastifyInstance;
   readonly log: Logger;
   readonly nodeId: string;
@@ -238,12 +250,22 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
         : undefined,
     }));
 
+    const stats = new StatsReader({
+      pool,
+      nodeId,
+      nodeDeadAfterMs: config.nodeDeadAfterMs,
+      localSockets: () => channels?.stats().sockets ?? 0,
+    });
+    const statsTicker = new StatsTicker({ reader: stats, intervalMs: config.statsIntervalMs, log });
+    cleanups.push(async () => statsTicker.stop());
+
     const app = buildHttpApp({
       service,
       tokens,
       log,
       metrics: metrics.registry,
       bodyLimitBytes: config.bodyLimitBytes,
+      requestTimeoutMs: config.requestTimeoutMs,
       maxCreatesPerMinute: config.maxCreatesPerMinute,
       allowedOrigins: config.allowedOrigins,
       notReady: async () => {
@@ -254,9 +276,19 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
       degraded: () => (pubsub.available ? [] : ['bus']),
       longPoll: (req) => channels!.longPoll(req),
       maxStreamBufferBytes: config.socketHardBufferBytes,
+      stats,
+      dashboardDir: opts.dashboardDir ?? DEFAULT_DASHBOARD_DIR,
     });
     cleanups.push(() => app.close());
-    channels = attachChannels({ server: app.server, tasks: service, tokens, config, log, cluster });
+    channels = attachChannels({
+      server: app.server,
+      tasks: service,
+      tokens,
+      config,
+      log,
+      cluster,
+      watchStats: (listener) => statsTicker.watch(listener),
+    });
     cleanups.push(() => channels!.close(1012, 'server stopped'));
 
     // TASKWIRE_CONCURRENCY=0: a node that serves the API and sockets but runs no jobs.
@@ -282,9 +314,29 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
       heartbeatMs: config.heartbeatIntervalMs,
       deadAfterMs: config.nodeDeadAfterMs,
       log,
+      report: () => ({
+        sockets: channels?.stats().sockets ?? 0,
+        info: { concurrency: config.concurrency, types: types.names() },
+      }),
     });
     await liveness.start();
     cleanups.push(() => liveness.stop());
+    const stopHeapRelease = startHeapRelease({
+      thresholdBytes: config.heapReleaseBytes,
+      intervalMs: 5000,
+      log,
+    });
+    cleanups.push(async () => stopHeapRelease());
+    const pruner = new Pruner({
+      pool,
+      retentionSeconds: config.retentionSeconds,
+      intervalMs: config.pruneIntervalMs,
+      batchSize: config.pruneBatchSize,
+      log,
+      onPruned: (table, rows) => metrics?.prunedRows.inc({ table }, rows),
+    });
+    pruner.start();
+    cleanups.push(() => pruner.stop());
 
     try {
       await app.listen({ port: config.port, host: config.host });
@@ -337,6 +389,8 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
       snapshotter,
       runner,
       channels,
+      stats,
+      pruner,
       app,
       log,
       nodeId,

@@ -18,6 +18,7 @@ export {
 export { TaskFeed, type TaskTopics, topicsOf } from './feed.ts';
 export { generatedText, generateTask } from './generate.ts';
 export { OutputWriter } from './output-writer.ts';
+export { Pruner, type PrunerOptions } from './pruner.ts';
 export { Registry } from './registry.ts';
 export { type Outcome, Runner, retryDelay } from './runner.ts';
 export {
@@ -28,6 +29,7 @@ export {
   TaskService,
 } from './service.ts';
 export { Snapshotter } from './snapshotter.ts';
+export { bucketSeconds, StatsReader, type StatsReaderOptions, StatsTicker } from './stats.ts';
 export { Supervisor } from './supervisor.ts';
 export {
   defineTask,

@@ -135,34 +135,37 @@ export class TaskService {
     return { task: this.#liveOr(existing), created: false };
   }
 
-  /** The task's current state, or null if it is not the owner's. */
-  async get(owner: string, id: string): Promise<Task | null> {
+  /** The task's current state, or null if it is not the owner's (`null` owner: an admin's read, with `owner`). */
+  async get(owner: Viewer, id: string): Promise<Task | null> {
     const task = await this.#current(id);
-    return task && task.owner === owner ? publicTask(task) : null;
+    return task && sees(owner, task.owner) ? viewOf(owner, task) : null;
   }
 
+  /** A page of tasks; without `filter.owner` (an admin's read) every user's, each with `owner`. */
   async list(filter: ListFilter): Promise<{ tasks: Task[]; more: boolean }> {
     const { tasks, more } = await listTasks(this.#o.pool, filter);
-    return { tasks: tasks.map((t) => this.#liveOr(t)), more };
+    const viewer = filter.owner ?? null;
+    return { tasks: tasks.map((t) => viewOf(viewer, this.#liveRecord(t))), more };
   }
 
-  async events(owner: string, id: string): Promise<TaskEventRecord[] | null> {
+  async events(owner: Viewer, id: string): Promise<TaskEventRecord[] | null> {
     const live = this.#o.registry.get(id);
-    if (live ? live.owner !== owner : (await getTask(this.#o.pool, id))?.owner !== owner) return null;
+    const taskOwner = live ? live.owner : (await getTask(this.#o.pool, id))?.owner;
+    if (taskOwner === undefined || !sees(owner, taskOwner)) return null;
     return listEvents(this.#o.pool, id);
   }
 
-  async cancel(owner: string, id: string): Promise<CancelResult> {
+  async cancel(owner: Viewer, id: string): Promise<CancelResult> {
     const { registry, runner, pool } = this.#o;
     for (let tries = 0; tries < 3; tries++) {
       const live = registry.get(id);
       if (live) {
-        if (live.owner !== owner) return { kind: 'not_found' };
+        if (!sees(owner, live.owner)) return { kind: 'not_found' };
         const ended = runner.cancel(id);
         if (ended) return this.#accepted(await ended, live.state);
       }
       const task = await getTask(pool, id);
-      if (!task || task.owner !== owner) return { kind: 'not_found' };
+      if (!task || !sees(owner, task.owner)) return { kind: 'not_found' };
       if (isTerminal(task.status)) return { kind: 'conflict', task: publicTask(task) };
       const here = runner.cancel(id); // it runs here, its actor being restarted
       if (here) return this.#accepted(await here, task);
@@ -210,13 +213,13 @@ export class TaskService {
    * Subscribes `sub` to `task:<id>` and returns the state to reply with: every event after it
    * reaches `sub` (possibly before this resolves; drop those not newer than the state's seq).
    */
-  async joinTask(owner: string, id: string, sub: TopicSubscriber): Promise<JoinResult<Task>> {
+  async joinTask(owner: Viewer, id: string, sub: TopicSubscriber): Promise<JoinResult<Task>> {
     const { registry, pubsub } = this.#o;
     const topic = taskTopic(id);
     const live = registry.get(id);
     if (live) {
       // It runs here: subscribing and taking the state is one synchronous step.
-      if (live.owner !== owner) return UNAUTHORIZED;
+      if (!sees(owner, live.owner)) return UNAUTHORIZED;
       void pubsub.subscribe(topic, sub);
       return { ok: true, state: live.task };
     }
@@ -224,7 +227,7 @@ export class TaskService {
     try {
       await interest;
       const task = await this.#current(id);
-      if (!task || task.owner !== owner) {
+      if (!task || !sees(owner, task.owner)) {
         pubsub.unsubscribe(topic, sub);
         return UNAUTHORIZED;
       }
@@ -349,4 +352,20 @@ export class TaskService {
   #liveOr(record: TaskRecord): Task {
     return this.#o.registry.get(record.task_id)?.task ?? publicTask(record);
   }
+
+  #liveRecord(record: TaskRecord): TaskRecord {
+    return this.#o.registry.get(record.task_id)?.state ?? record;
+  }
+}
+
+/** Whose tasks a caller reads: a user id, or null for an admin (every user's). */
+export type Viewer = string | null;
+
+function sees(viewer: Viewer, owner: string): boolean {
+  return viewer === null || viewer === owner;
+}
+
+/** The public task; an admin's read also names its owner (api.md "Authentication"). */
+function viewOf(viewer: Viewer, record: TaskRecord): Task {
+  return viewer === null ? ({ ...publicTask(record), owner: record.owner } as Task) : publicTask(record);
 }

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { NatsTransport, natsSubject } from '../../src/bus/transports/nats.ts';
-import { freePort } from '../helpers/process.ts';
+import { quietPort } from '../helpers/ports.ts';
 import { conformance, type EngineUnderTest, namespace, startNodes, stopNodes } from './conformance.ts';
 import { type EngineProcess, startNatsServer } from './engines.ts';
 import { jsonOfBytes, testLogger } from './support.ts';
@@ -91,7 +91,7 @@ test("the server's max_payload bounds every frame; larger messages arrive in par
 });
 
 test('start() rejects with a clear message when no NATS server answers', async () => {
-  const port = await freePort();
+  const port = await quietPort();
   const t = new NatsTransport({
     url: `nats://127.0.0.1:${port}`,
     namespace: namespace(),

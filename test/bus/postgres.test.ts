@@ -7,7 +7,7 @@ import pg from 'pg';
 import { PG_MAX_FRAME_BYTES, PostgresTransport, pgChannelName } from '../../src/bus/transports/postgres.ts';
 import { createPool, migrate } from '../../src/db/index.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
-import { freePort } from '../helpers/process.ts';
+import { quietPort } from '../helpers/ports.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { conformance, type EngineUnderTest, namespace, startNodes, stopNodes } from './conformance.ts';
 import { jsonOfBytes, nodeChannel, testLogger } from './support.ts';
@@ -108,7 +108,7 @@ test('stored large messages are pruned once past their time to live', async () =
 });
 
 test('start() rejects with a clear message when the database cannot be reached', async () => {
-  const port = await freePort();
+  const port = await quietPort();
   const t = new PostgresTransport({
     databaseUrl: `postgres://postgres:s3cret@127.0.0.1:${port}/nowhere`,
     namespace: namespace(),

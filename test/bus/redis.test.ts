@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { RedisTransport, redisChannel } from '../../src/bus/transports/redis.ts';
-import { freePort } from '../helpers/process.ts';
+import { quietPort } from '../helpers/ports.ts';
 import { conformance, type EngineUnderTest, namespace, startNodes, stopNodes } from './conformance.ts';
 import { type EngineProcess, startRedisServer } from './engines.ts';
 import { testLogger } from './support.ts';
@@ -33,7 +33,7 @@ const engine = (url = REDIS_URL): EngineUnderTest => ({
 conformance('redis', () => engine());
 
 test('start() rejects with a clear message when Redis cannot be reached, and leaves nothing running', async () => {
-  const port = await freePort();
+  const port = await quietPort();
   const t = new RedisTransport({
     url: `redis://:s3cret@127.0.0.1:${port}`,
     namespace: namespace(),

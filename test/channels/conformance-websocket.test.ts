@@ -216,21 +216,21 @@ describe('WebSocket V2 frames (8.8-8.25)', () => {
     const wire = await connect();
     wire.send(['7', '8', T, 'phx_leave', {}]);
     assert.deepEqual(await wire.next(), ['7', '8', T, 'phx_reply', OK_EMPTY]);
-    await wire.none(500);
+    await wire.nothingBefore();
   });
 
   test('8.17 an event with a stale join_ref produces no frame', async () => {
     const wire = await connect();
     await wire.call(['1', '1', T, 'phx_join', {}]);
     wire.send(['999', '2', T, 'ping', {}]);
-    await wire.none(500);
+    await wire.nothingBefore();
   });
 
   test('8.18 a phx_leave with a stale join_ref produces no frame and the channel stays joined', async () => {
     const wire = await connect();
     await wire.call(['1', '1', T, 'phx_join', {}]);
     wire.send(['999', '2', T, 'phx_leave', {}]);
-    await wire.none(500);
+    await wire.nothingBefore();
     const reply = await wire.call(['1', '3', T, 'ping', {}]);
     assert.deepEqual(reply, [
       '1',
@@ -308,6 +308,7 @@ describe('WebSocket V2 frames (8.8-8.25)', () => {
         if (f[3] === 'completed') break;
       }
       wire.close();
+      // Spacing, not a wait for anything: each join lands at a later point of the task's run.
       await new Promise((r) => setTimeout(r, 30 * i));
     }
   });
@@ -440,6 +441,7 @@ describe('WebSocket idle timeout (8.29) and lost state (8.30)', () => {
     while (Date.now() - started < 2400) {
       const reply = await chatty.call([null, String(++ref), 'phoenix', 'heartbeat', {}]);
       assert.equal(reply[4].status, 'ok');
+      // The heartbeat schedule under test (a client's interval), not a wait for an event.
       await new Promise((r) => setTimeout(r, 500));
     }
     const { code } = await silent.waitClosed(3000);

@@ -4,7 +4,13 @@
 // service is used by every other test.
 import pino from 'pino';
 import { PubSub, type TopicEvent, type TopicSubscriber, topicEvent } from '../../src/bus/index.ts';
-import { EVENT_CLASS, type TaskEventName, taskTopic, userTopic } from '../../src/contract/index.ts';
+import {
+  ADMIN_TOPIC,
+  EVENT_CLASS,
+  type TaskEventName,
+  taskTopic,
+  userTopic,
+} from '../../src/contract/index.ts';
 import type { Task } from '../../src/db/index.ts';
 import type { JoinResult } from '../../src/tasks/index.ts';
 
@@ -50,7 +56,22 @@ export class FakeTasks {
     return this.pubsub.subscribers(taskTopic(id));
   }
 
-  joinTask = async (owner: string, id: string, sub: TopicSubscriber): Promise<JoinResult<Task>> => {
+  /** Joins started and not yet answered. */
+  #pending = new Set<Promise<unknown>>();
+
+  /** Resolves once every join started so far has been answered (or has failed). */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.#pending]);
+  }
+
+  joinTask = (owner: string, id: string, sub: TopicSubscriber): Promise<JoinResult<Task>> => {
+    const joining = this.#joinTask(owner, id, sub);
+    this.#pending.add(joining);
+    void joining.finally(() => this.#pending.delete(joining)).catch(() => {});
+    return joining;
+  };
+
+  #joinTask = async (owner: string, id: string, sub: TopicSubscriber): Promise<JoinResult<Task>> => {
     this.joins += 1;
     const topic = taskTopic(id);
     await this.pubsub.subscribe(topic, sub);
@@ -74,6 +95,11 @@ export class FakeTasks {
     await this.pubsub.subscribe(userTopic(owner), sub);
     const tasks = [...this.tasks.values()].filter((t) => t.owner === owner).map((t) => ({ ...t.task }));
     return { ok: true, state: tasks };
+  };
+
+  joinAdmin = async (sub: TopicSubscriber): Promise<JoinResult<Task[]>> => {
+    await this.pubsub.subscribe(ADMIN_TOPIC, sub);
+    return { ok: true, state: [...this.tasks.values()].map((t) => ({ ...t.task, owner: t.owner })) };
   };
 
   /** Output chunks of a task, as if stored (tests fill it). */

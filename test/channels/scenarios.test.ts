@@ -191,7 +191,7 @@ describe('scenarios', () => {
         const t0 = Date.now();
         await other.call([null, String(ref), 'phoenix', 'heartbeat', {}], 5000);
         rtts.push(Date.now() - t0);
-        await new Promise((r) => setTimeout(r, 20));
+        await new Promise((r) => setTimeout(r, 20)); // a ping every 20 ms: pacing the measurement
       }
     })();
     const { events, latencies } = await followed;

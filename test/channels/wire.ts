@@ -13,6 +13,8 @@ export interface Received {
   at: number;
 }
 
+let barriers = 0;
+
 /** A raw WebSocket client: frames in arrival order, closes observable. */
 export class Wire {
   readonly ws: WebSocket;
@@ -121,12 +123,17 @@ export class Wire {
     }
   }
 
-  /** Asserts that no frame arrives within `ms` (the spec's "no frame"). */
-  async none(ms = 500): Promise<void> {
-    const before = this.received.length;
-    await new Promise((r) => setTimeout(r, ms));
-    if (this.received.length > before) {
-      throw new Error(`unexpected frame: ${this.received[before].data.toString().slice(0, 300)}`);
+  /**
+   * Asserts that the server sent nothing for what was sent before (the spec's "no frame"): a leave
+   * of a topic never joined is answered in order after every earlier message of the socket, so
+   * its reply must be the next frame. No waiting window: the reply is an event to await. (V2.)
+   */
+  async nothingBefore(timeoutMs = 3000): Promise<void> {
+    const ref = `barrier-${++barriers}`;
+    this.send([null, ref, 'barrier:none', 'phx_leave', {}]);
+    const f = await this.next(timeoutMs);
+    if (!(Array.isArray(f) && f[1] === ref && f[3] === 'phx_reply')) {
+      throw new Error(`unexpected frame: ${JSON.stringify(f).slice(0, 300)}`);
     }
   }
 

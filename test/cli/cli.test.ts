@@ -189,7 +189,9 @@ test('--json: one JSON document per command, NDJSON events for watch', async () 
   const last = lines.at(-1);
   assert.equal(last.status ?? last.task.status, 'completed');
 
-  const live = await cli(['submit', 'demo', 'steps=3', 'interval_ms=30', '--watch', '--json']);
+  // Steps long enough that the watch has joined before the first one (on a loaded machine the
+  // socket and the join take longer than a 30 ms step, and only the final state was seen).
+  const live = await cli(['submit', 'demo', 'steps=3', 'interval_ms=700', '--watch', '--json']);
   assert.equal(live.code, 0, live.stderr);
   const events = live.stdout
     .trim()

@@ -10,6 +10,8 @@ export interface TcpProxy {
   /** While down, new connections are accepted and destroyed at once. */
   setDown(down: boolean): void;
   readonly open: number;
+  /** Connections refused (destroyed at once) while down, so far. */
+  readonly refused: number;
   close(): Promise<void>;
 }
 
@@ -17,8 +19,10 @@ export async function startProxy(target: string): Promise<TcpProxy> {
   const { hostname, port } = new URL(target);
   const pairs = new Set<[net.Socket, net.Socket]>();
   let down = false;
+  let refused = 0;
   const server = net.createServer((client) => {
     if (down) {
+      refused += 1;
       client.destroy();
       return;
     }
@@ -51,6 +55,9 @@ export async function startProxy(target: string): Promise<TcpProxy> {
     },
     get open() {
       return pairs.size;
+    },
+    get refused() {
+      return refused;
     },
     close() {
       for (const [a, b] of pairs) {

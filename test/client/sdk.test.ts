@@ -191,7 +191,9 @@ test('a network cut mid-task loses nothing and applies nothing twice; an end mis
     await waitFor(() => !tw.socket?.isConnected(), 'the client to notice');
     ctl.step(0.3);
     ctl.step(0.4, 'while away');
-    await new Promise((r) => setTimeout(r, 150));
+    // The client keeps trying (every 50 ms): two refused reconnects after the steps.
+    const refusedBefore = proxy.refused;
+    await waitFor(() => proxy.refused >= refusedBefore + 2, 'two refused reconnects');
     assert.equal(task.progress, 0.2, 'nothing arrives while cut');
     proxy.setDown(false);
     // The rejoin's reply carries the state: 0.4, with the seq of the last event folded in.

@@ -12,6 +12,7 @@ import { after, test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from '../../src/db/embedded.ts';
+import { quietPort } from '../helpers/ports.ts';
 
 const launcher = pathToFileURL(fileURLToPath(new URL('../../src/db/embedded.ts', import.meta.url))).href;
 const isRoot = process.getuid?.() === 0;
@@ -44,14 +45,6 @@ async function tempDir(): Promise<string> {
   await fs.chmod(dir, 0o755);
   dirs.push(dir);
   return dir;
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 async function start(dataDir: string, port: number, logs: string[] = []): Promise<EmbeddedPostgres> {
@@ -139,7 +132,7 @@ async function startInChild(dataDir: string, port: number): Promise<ChildProcess
 test('starts, persists data across a restart, stops idempotently', { timeout: 60_000 }, async (t) => {
   const dir = await tempDir();
   const dataDir = path.join(dir, 'data');
-  const port = await freePort();
+  const port = await quietPort();
   const sigintBefore = process.listenerCount('SIGINT');
   const sigtermBefore = process.listenerCount('SIGTERM');
 
@@ -212,7 +205,7 @@ test('a stale postmaster.pid (dead PID, or a PID reused by another process) is r
 }, async () => {
   const dir = await tempDir();
   const dataDir = path.join(dir, 'data');
-  const port = await freePort();
+  const port = await quietPort();
   const db = await start(dataDir, port);
   await query(db.url, 'CREATE TABLE t (x int)');
   await db.stop();
@@ -240,7 +233,7 @@ test('a server orphaned by a SIGKILLed process is stopped and replaced', { timeo
   const dir = await tempDir();
   const dataDir = path.join(dir, 'data');
   const pgDir = path.join(dataDir, 'pg');
-  const port = await freePort();
+  const port = await quietPort();
   const child = await startInChild(dataDir, port);
   const orphan = await postmasterPid(pgDir);
   assert.ok(orphan !== undefined);
@@ -266,7 +259,7 @@ test('a server whose handle this process forgot is stopped and replaced', { time
   const dir = await tempDir();
   const dataDir = path.join(dir, 'data');
   const pgDir = path.join(dataDir, 'pg');
-  const port = await freePort();
+  const port = await quietPort();
   await start(dataDir, port); // handle dropped on purpose (the after hook still holds it)
   const forgotten = await postmasterPid(pgDir);
   assert.ok(forgotten !== undefined);
@@ -281,7 +274,7 @@ test('a server run by another live process is left alone', { timeout: 60_000 }, 
   const dir = await tempDir();
   const dataDir = path.join(dir, 'data');
   const pgDir = path.join(dataDir, 'pg');
-  const port = await freePort();
+  const port = await quietPort();
   const child = await startInChild(dataDir, port);
   const theirs = await postmasterPid(pgDir);
   assert.ok(theirs !== undefined);
@@ -305,7 +298,7 @@ test('as root, a data directory closed to others (mktemp -d) is opened for enter
   const dataDir = path.join(dir, 'data');
   await fs.mkdir(dataDir, { mode: 0o700 });
   const logs: string[] = [];
-  const db = await start(dataDir, await freePort(), logs);
+  const db = await start(dataDir, await quietPort(), logs);
   assert.equal((await fs.stat(dataDir)).mode & 0o777, 0o701);
   assert.ok(logs.some((l) => l.includes('chmod o+x')));
   await db.stop();
@@ -318,7 +311,7 @@ test('as root, a data directory postgres cannot reach gives a clear error', {
   const dir = await tempDir();
   const locked = path.join(dir, 'locked');
   await fs.mkdir(locked, { mode: 0o700 });
-  const port = await freePort();
+  const port = await quietPort();
   await assert.rejects(startEmbeddedPostgres({ dataDir: path.join(locked, 'data'), port }), {
     message: `OS user postgres (PostgreSQL refuses to run as root) cannot enter ${locked} (mode 0700, owner uid 0); allow it (chmod o+x ${locked}) or set TASKWIRE_DATA_DIR to a directory that postgres can reach`,
   });

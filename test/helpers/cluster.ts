@@ -81,6 +81,7 @@ const EVENTS = [
   'retried',
   'output',
   'output_reset',
+  'stats',
 ];
 
 /** Follows `topic` on the node at `url` with the official client; resolves after the first ok join. */

@@ -1,4 +1,6 @@
 // Starts a real taskwire server for a test: its own database, port 0, quiet logs, fast timers.
+
+import type { Logger } from 'pino';
 import type { BusTransport } from '../../src/bus/index.ts';
 import type { Config } from '../../src/config/index.ts';
 import { startServer, type TaskwireServer } from '../../src/server/index.ts';
@@ -32,16 +34,25 @@ export interface TestServer {
 
 export interface TestServerOptions {
   config?: Partial<Config>;
+  /** Where the server logs (default: pino at TEST_LOG_LEVEL, silent). */
+  log?: Logger;
   tasks?: TaskType[];
   /** Reuse a database (e.g. a second process on the same one). */
   db?: TestDatabase;
   /** A bus transport (e.g. a MemoryTransport on a broker shared by in-process nodes). */
   busTransport?: BusTransport;
+  /** The built dashboard to serve (default: the package's dist/dashboard). */
+  dashboardDir?: string;
 }
 
 export async function startTestServer(opts: TestServerOptions | Partial<Config> = {}): Promise<TestServer> {
   const o: TestServerOptions =
-    'config' in opts || 'tasks' in opts || 'db' in opts || 'busTransport' in opts
+    'config' in opts ||
+    'tasks' in opts ||
+    'db' in opts ||
+    'busTransport' in opts ||
+    'log' in opts ||
+    'dashboardDir' in opts
       ? (opts as TestServerOptions)
       : { config: opts as Partial<Config> };
   const db = o.db ?? (await createTestDatabase());
@@ -51,6 +62,8 @@ export async function startTestServer(opts: TestServerOptions | Partial<Config> 
       env: {},
       tasks: o.tasks,
       busTransport: o.busTransport,
+      log: o.log,
+      dashboardDir: o.dashboardDir,
       config: {
         port: 0,
         host: '127.0.0.1',
@@ -63,6 +76,9 @@ export async function startTestServer(opts: TestServerOptions | Partial<Config> 
         retryMaxMs: 1000,
         shutdownTimeoutMs: 2000,
         dbPoolSize: 5,
+        // A test process holds many servers and much else: no memory-reducing GC pauses in it
+        // (test/robustness/memory-storm.test.ts runs a real process with the default).
+        heapReleaseBytes: 0,
         ...o.config,
       },
     });

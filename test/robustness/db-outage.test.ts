@@ -3,9 +3,11 @@
 // completes (its terminal write retried) with nothing lost and no restart.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { createLogger } from '../../src/server/logger.ts';
 import { defineTask } from '../../src/tasks/index.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { joinTask } from '../helpers/join.ts';
+import { logSink } from '../helpers/log-sink.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 import { recorder, waitFor } from '../helpers/wait.ts';
@@ -24,6 +26,7 @@ const stepwise = defineTask({
   },
 });
 
+const logs = logSink();
 let db: TestDatabase;
 let proxy: TcpProxy;
 let t: TestServer;
@@ -37,6 +40,7 @@ before(async () => {
     db: { ...db, url: viaProxy.toString() },
     tasks: [stepwise],
     config: { dbTimeoutMs: 500 },
+    log: createLogger({ logLevel: 'warn', logPretty: false }, logs.stream),
   });
 });
 after(async () => {
@@ -85,7 +89,10 @@ test('a database outage: 503s, live progress from memory, and recovery with noth
   assert.equal(live.status, 200);
   assert.equal(live.body.progress, 0.9);
   step(); // the handler returns now; the terminal write must wait for the database
-  await new Promise((r) => setTimeout(r, 300));
+  await waitFor(
+    () => logs.lines.some((l) => /retrying the attempt end/.test(l.msg)),
+    'the terminal write to be tried and refused',
+  );
   assert.ok(!rec.events.some((e) => e.name === 'completed'), 'no terminal event before it is durable');
 
   proxy.restore();

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from '../../src/db/index.ts';
 import { joinTask } from '../helpers/join.ts';
-import { freePort } from '../helpers/process.ts';
+import { quietPort } from '../helpers/ports.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { recorder, waitFor } from '../helpers/wait.ts';
 
@@ -20,7 +20,7 @@ let t: TestServer;
 
 before(async () => {
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'taskwire-pg-restart-'));
-  pgPort = await freePort();
+  pgPort = await quietPort();
   postgres = await startEmbeddedPostgres({ dataDir, port: pgPort });
   t = await startTestServer({
     db: { url: postgres.url, name: 'taskwire', drop: async () => {} },

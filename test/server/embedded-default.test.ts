@@ -1,12 +1,14 @@
 // The embedded default: with DATABASE_URL unset the server runs its own PostgreSQL in the data
 // directory and keeps the data between runs; the dev secret is generated once and kept too.
+// PostgreSQL cannot bind port 0, and the restart needs its port again: a quiet port (ports.ts).
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { startServer } from '../../src/server/index.ts';
-import { freePort } from '../helpers/process.ts';
+import { quietPort } from '../helpers/ports.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 let dataDir: string;
 before(async () => {
@@ -29,7 +31,7 @@ async function start(pgPort: number) {
 }
 
 test('start without DATABASE_URL, create a task, stop, start again: the task is still there', async () => {
-  const pgPort = await freePort();
+  const pgPort = await quietPort();
   const first = await start(pgPort);
   let token: string;
   let id: string;
@@ -45,13 +47,12 @@ test('start without DATABASE_URL, create a task, stop, start again: the task is 
     });
     assert.equal(res.status, 201);
     id = (await res.json()).task_id;
-    for (let i = 0; i < 200; i++) {
-      const task = await (
-        await fetch(`${first.url}/api/tasks/${id}`, { headers: { authorization: `Bearer ${token}` } })
-      ).json();
-      if (task.status === 'completed') break;
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    await waitFor(async () => {
+      const res = await fetch(`${first.url}/api/tasks/${id}`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      return (await res.json()).status === 'completed';
+    }, 'the task to complete before the stop');
   } finally {
     await first.stop();
   }

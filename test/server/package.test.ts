@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
+import { CLONE_ENGINES, PUBLISHED_ENGINES, publishedManifest } from '../../scripts/publish-manifest.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { TEST_SECRET } from '../helpers/server.ts';
 
@@ -36,10 +37,12 @@ before(async () => {
   const pkg = path.join(tmp, 'pkg');
   await mkdir(pkg);
   const manifest = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8'));
-  for (const entry of [...manifest.files, 'package.json', 'README.md']) {
+  for (const entry of [...manifest.files, 'README.md']) {
     if (entry === 'dist/') continue;
     await cp(path.join(ROOT, entry), path.join(pkg, entry), { recursive: true });
   }
+  // The manifest as `npm pack` writes it (its prepack step; --ignore-scripts skips that below).
+  await writeFile(path.join(pkg, 'package.json'), JSON.stringify(publishedManifest(manifest), null, 2));
   await run(NODE, [path.join(ROOT, 'scripts/build.ts'), path.join(pkg, 'dist')], { cwd: ROOT });
   const packed = JSON.parse(
     (await npm(['pack', '--ignore-scripts', '--json', '--pack-destination', tmp], pkg)).stdout,
@@ -73,6 +76,16 @@ after(async () => {
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
+test('the tarball claims the Node the installed package needs (the clone claims the one npm brings)', async () => {
+  const installed = JSON.parse(await readFile(path.join(app, 'node_modules/taskwire/package.json'), 'utf8'));
+  assert.deepEqual(installed.engines, PUBLISHED_ENGINES);
+  assert.deepEqual(PUBLISHED_ENGINES, { node: '>=22.18' }, 'stack.md: the package ships engines >= 22.18');
+  const clone = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8'));
+  assert.deepEqual(clone.engines, CLONE_ENGINES);
+  assert.equal(clone.scripts.prepack, 'node scripts/publish-manifest.ts apply');
+  assert.equal(clone.scripts.postpack, 'node scripts/publish-manifest.ts restore');
+});
+
 test('the tarball holds the built package, not the sources or the tests', () => {
   for (const f of [
     'bin/taskwire.js',
@@ -83,6 +96,9 @@ test('the tarball holds the built package, not the sources or the tests', () => 
     'dist/react/index.d.ts',
     'dist/cli/main.js',
     'dist/db/migrations/001_tasks.sql',
+    'dist/dashboard/index.html',
+    'dist/dashboard/app.js',
+    'dist/dashboard/app.css',
     'docs/api.md',
     'examples/my-tasks.js',
     'README.md',

@@ -249,8 +249,9 @@ queueEvents.on('failed', ({ jobId, failedReason }, id) => {
 await queueEvents.waitUntilReady();
 await worker.waitUntilReady();
 await app.listen({ port, host });
+const bound = (app.server.address() as { port: number }).port; // PORT=0: the port it got
 console.log(
-  `peer listening on http://${host}:${port} (queue ${prefix}:${queueName}, concurrency ${concurrency})`,
+  `peer listening on http://${host}:${bound} (queue ${prefix}:${queueName}, concurrency ${concurrency})`,
 );
 
 let stopping = false;

@@ -1,7 +1,7 @@
 // What both transports check before a session exists (Phoenix's socket/transport.ex): Plug query
 // rules, origin allow-list, per-user quota, quiet refusal logs. Must not know frames or topics.
 import type { Logger } from 'pino';
-import type { OriginPolicy } from '../../auth/index.ts';
+import type { Identity, OriginPolicy } from '../../auth/index.ts';
 import type { Session, Transport } from '../session.ts';
 
 /** A query value: a plain string, or NOT_STRING for `k[]=..`/`k[x]=..` (Plug makes those a list or map). */
@@ -91,8 +91,8 @@ export interface SocketEndpoint {
   readonly origins: OriginPolicy;
   readonly quota: SocketQuota;
   readonly refusals: RefusalLog;
-  /** The user id of a valid connect token, else undefined. */
-  authenticate(token: string | undefined): Promise<string | undefined>;
-  openSession(userId: string, transport: Transport): Session;
+  /** Who a valid connect token speaks for (user id, admin), else undefined. */
+  authenticate(token: string | undefined): Promise<Identity | undefined>;
+  openSession(principal: Identity, transport: Transport): Session;
   readonly log: Logger;
 }

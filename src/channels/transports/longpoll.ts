@@ -172,7 +172,7 @@ export class LongPollTransport {
     }
     if (method !== 'GET' && method !== 'POST') return BAD_REQUEST;
     const { endpoint } = this.#o;
-    if (!endpoint.origins.allows(req.headers.origin)) {
+    if (!endpoint.origins.allows(req.headers.origin, req.headers.host)) {
       endpoint.refusals.refused('longpoll', 403, 'origin not allowed');
       return FORBIDDEN;
     }
@@ -280,18 +280,24 @@ export class LongPollTransport {
       queryValues(search, 'token').find(
         (v): v is string => typeof v === 'string' && v !== '' && !v.startsWith(SESSION_PREFIX),
       ) ?? header(req, 'x-phoenix-authtoken');
-    const userId = await endpoint.authenticate(jwt);
-    if (userId === undefined) {
+    const principal = await endpoint.authenticate(jwt);
+    if (principal === undefined) {
       endpoint.refusals.refused('longpoll', 403, 'invalid token');
       return FORBIDDEN;
     }
     if (this.#closing) return UNAVAILABLE;
-    if (!endpoint.quota.take(userId)) {
+    if (!endpoint.quota.take(principal.userId)) {
       endpoint.refusals.refused('longpoll', 403, 'too many sockets for this user');
       return FORBIDDEN;
     }
-    const lp = new LongPollSession(this, this.#newToken(), userId, version === 1 ? v1 : v2, Date.now());
-    lp.session = endpoint.openSession(userId, lp);
+    const lp = new LongPollSession(
+      this,
+      this.#newToken(),
+      principal.userId,
+      version === 1 ? v1 : v2,
+      Date.now(),
+    );
+    lp.session = endpoint.openSession(principal, lp);
     this.#sessions.set(lp.token, lp);
     this.#startTimer();
     return json(`{"status":410,"token":${JSON.stringify(lp.token)},"messages":[]}`);

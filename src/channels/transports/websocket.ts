@@ -3,6 +3,7 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
+import type { Identity } from '../../auth/index.ts';
 import { negotiateVersion, type Serializer } from '../serializers/serializer.ts';
 import { v1 } from '../serializers/v1.ts';
 import { v2 } from '../serializers/v2.ts';
@@ -228,7 +229,7 @@ export class WebSocketTransport {
     ) {
       return this.#refuse(socket, 400, 'bad upgrade request');
     }
-    if (!endpoint.origins.allows(h.origin)) return this.#refuse(socket, 403, 'origin not allowed');
+    if (!endpoint.origins.allows(h.origin, h.host)) return this.#refuse(socket, 403, 'origin not allowed');
     const offered = (h['sec-websocket-protocol'] ?? '')
       .split(',')
       .map((p) => p.trim())
@@ -240,17 +241,18 @@ export class WebSocketTransport {
     if (version === undefined) return this.#refuse(socket, 403, 'unsupported vsn');
     const param = lastQueryValue(search, 'token');
     const token = param === undefined ? protocolToken(offered) : (param ?? undefined);
-    const userId = await endpoint.authenticate(token);
+    const principal = await endpoint.authenticate(token);
     if (socket.destroyed) return;
-    if (userId === undefined) return this.#refuse(socket, 403, 'invalid token');
+    if (principal === undefined) return this.#refuse(socket, 403, 'invalid token');
     if (this.#closing) return this.#refuse(socket, 503, 'shutting down');
-    if (!endpoint.quota.take(userId)) return this.#refuse(socket, 429, 'too many sockets for this user');
+    if (!endpoint.quota.take(principal.userId))
+      return this.#refuse(socket, 429, 'too many sockets for this user');
     let opened = false;
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
       opened = true;
-      this.#open(ws, userId, version === 1 ? v1 : v2);
+      this.#open(ws, principal, version === 1 ? v1 : v2);
     });
-    if (!opened) endpoint.quota.give(userId); // ws destroyed a socket that was no longer usable
+    if (!opened) endpoint.quota.give(principal.userId); // ws destroyed a socket that was no longer usable
   }
 
   #refuse(socket: Duplex, status: number, reason: string): void {
@@ -258,9 +260,9 @@ export class WebSocketTransport {
     refuse(socket, status, reason);
   }
 
-  #open(ws: WebSocket, userId: string, serializer: Serializer): void {
-    const conn = new WebSocketConnection(ws, serializer, userId, Date.now());
-    conn.session = this.#o.endpoint.openSession(userId, conn);
+  #open(ws: WebSocket, principal: Identity, serializer: Serializer): void {
+    const conn = new WebSocketConnection(ws, serializer, principal.userId, Date.now());
+    conn.session = this.#o.endpoint.openSession(principal, conn);
     this.#connections.set(ws, conn);
     ws.on('message', this.#onMessage);
     ws.on('ping', this.#onPing);

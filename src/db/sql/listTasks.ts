@@ -1,5 +1,6 @@
 // The caller's tasks newest first, keyset-paginated on (inserted_at, id): index-backed by
-// tasks_owner_*_inserted_idx, so a deep page costs the same as the first. The cursor names the
+// tasks_owner_*_inserted_idx (or, for an admin's read of every user's, tasks_inserted_idx of
+// migration 020), so a deep page costs the same as the first. The cursor names the
 // previous page's last task; its exact (microsecond) position is read from the row itself, so
 // tasks created within one millisecond are never skipped.
 import {
@@ -12,7 +13,8 @@ import {
 } from '../types.ts';
 
 export interface ListFilter {
-  owner: string;
+  /** Absent: every user's tasks (an admin's read). */
+  owner?: string;
   status?: TaskStatus;
   type?: string;
   limit: number;
@@ -24,8 +26,12 @@ export async function listTasks(
   q: Queryable,
   f: ListFilter,
 ): Promise<{ tasks: TaskRecord[]; more: boolean }> {
-  const where = ['owner = $1'];
-  const params: unknown[] = [f.owner];
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (f.owner !== undefined) {
+    params.push(f.owner);
+    where.push('owner = $1');
+  }
   if (f.status) {
     params.push(f.status);
     where.push(`status = $${params.length}`);
@@ -37,12 +43,12 @@ export async function listTasks(
   if (f.afterId) {
     params.push(f.afterId);
     where.push(
-      `(inserted_at, id) < (select inserted_at, id from taskwire.tasks where id = $${params.length}::uuid and owner = $1)`,
+      `(inserted_at, id) < (select inserted_at, id from taskwire.tasks where id = $${params.length}::uuid${f.owner !== undefined ? ' and owner = $1' : ''})`,
     );
   }
   params.push(f.limit + 1);
   const { rows } = await q.query<TaskRow>(
-    `select ${TASK_COLUMNS} from taskwire.tasks where ${where.join(' and ')}
+    `select ${TASK_COLUMNS} from taskwire.tasks ${where.length ? `where ${where.join(' and ')}` : ''}
      order by inserted_at desc, id desc limit $${params.length}`,
     params,
   );

@@ -7,7 +7,7 @@ import type { TopicEvent, TopicSubscriber } from '../../bus/index.ts';
 import { JoinGate } from '../../channels/join-gate.ts';
 import { isTaskId, isTerminal, type Task, taskTopic } from '../../contract/index.ts';
 import type { TaskService } from '../../tasks/index.ts';
-import { bearerAuth } from '../auth-hook.ts';
+import { bearerAuth, viewer } from '../auth-hook.ts';
 import { HttpError, validationFailed } from '../errors.ts';
 
 export interface OutputRoutesOptions {
@@ -48,7 +48,7 @@ export const outputRoutes: FastifyPluginAsync<OutputRoutesOptions> = async (app,
     if (query.format !== undefined && query.format !== 'json' && query.format !== 'sse')
       throw validationFailed([{ field: 'format', message: 'must be json or sse' }]);
     if (query.format === 'json') {
-      const task = await service.get(request.userId, id);
+      const task = await service.get(viewer(request), id);
       if (!task) throw new HttpError('not_found', 'no such task');
       const output = [];
       for await (const page of service.outputPages(id, task.output.start, task.output.next))
@@ -79,7 +79,7 @@ async function stream(
     },
     lost: () => end(), // the feed broke: the client reconnects with Last-Event-ID
   };
-  const joined = await service.joinTask(request.userId, id, sub);
+  const joined = await service.joinTask(viewer(request), id, sub);
   if (!joined.ok) {
     if (joined.reason === 'unavailable')
       throw new HttpError('unavailable', 'the bus is unavailable; try again shortly');
@@ -135,7 +135,7 @@ async function stream(
   let start = task.output.start;
   const finish = async () => {
     // The terminal state as stored, after its output (api.md: `end` with the task).
-    const final: Task | null = await service.get(request.userId, id).catch(() => null);
+    const final: Task | null = await service.get(viewer(request), id).catch(() => null);
     write(`event: end\ndata: ${JSON.stringify(final ?? task)}\n\n`);
     end();
   };

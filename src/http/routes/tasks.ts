@@ -9,7 +9,7 @@ import {
   MAX_JSON_DEPTH,
 } from '../../contract/storable.ts';
 import type { TaskService } from '../../tasks/index.ts';
-import { bearerAuth } from '../auth-hook.ts';
+import { bearerAuth, requireAdmin, viewer } from '../auth-hook.ts';
 import { type FieldDetail, HttpError, validationFailed } from '../errors.ts';
 import type { RateLimiter } from '../rate-limit.ts';
 
@@ -83,6 +83,12 @@ export function unstorableField(body: unknown): FieldDetail | undefined {
 
 function parseListQuery(query: Record<string, unknown>) {
   const fields: { field: string; message: string }[] = [];
+  const owner = single(query.owner);
+  if (owner !== undefined && (owner.length === 0 || owner.length > 200))
+    fields.push({ field: 'owner', message: 'must be 1..200 characters' });
+  const all = single(query.all);
+  if (all !== undefined && all !== 'true' && all !== 'false')
+    fields.push({ field: 'all', message: 'must be true or false' });
   const status = single(query.status);
   if (status !== undefined && !STATUSES.includes(status as TaskStatus)) {
     fields.push({ field: 'status', message: `must be one of ${STATUSES.join(', ')}` });
@@ -98,6 +104,8 @@ function parseListQuery(query: Record<string, unknown>) {
   if (fields.length) throw validationFailed(fields);
   const cursor = single(query.cursor);
   return {
+    owner,
+    all: all === 'true',
     status: status as TaskStatus | undefined,
     type,
     limit,
@@ -149,22 +157,25 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, opt
   });
 
   app.get('/api/tasks', async (request) => {
-    const q = parseListQuery(request.query as Record<string, unknown>);
-    const { tasks, more } = await service.list({ owner: request.userId, ...q });
+    const { owner, all, ...q } = parseListQuery(request.query as Record<string, unknown>);
+    // Another user's tasks (`?owner=`) or everyone's (`?all=true`, each with `owner`): admins only.
+    if (all) requireAdmin(request, 'all=true');
+    else if (owner !== undefined && owner !== request.userId) requireAdmin(request, "another user's tasks");
+    const { tasks, more } = await service.list({ owner: all ? undefined : (owner ?? request.userId), ...q });
     const last = tasks[tasks.length - 1];
     return { tasks, next_cursor: more && last ? encodeCursor(last.task_id) : null };
   });
 
   app.get('/api/tasks/:id', { schema: { params: IdParams } }, async (request) => {
     const { id } = request.params as { id: string };
-    const task = await service.get(request.userId, taskId(id));
+    const task = await service.get(viewer(request), taskId(id));
     if (!task) throw new HttpError('not_found', 'no such task');
     return task;
   });
 
   app.post('/api/tasks/:id/cancel', { schema: { params: IdParams } }, async (request, reply) => {
     const { id } = request.params as { id: string };
-    const result = await service.cancel(request.userId, taskId(id));
+    const result = await service.cancel(viewer(request), taskId(id));
     if (result.kind === 'not_found') throw new HttpError('not_found', 'no such task');
     if (result.kind === 'conflict') {
       throw new HttpError('conflict', `the task is already ${result.task.status}`, { task: result.task });
@@ -175,7 +186,7 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, opt
 
   app.get('/api/tasks/:id/events', { schema: { params: IdParams } }, async (request) => {
     const { id } = request.params as { id: string };
-    const events = await service.events(request.userId, taskId(id));
+    const events = await service.events(viewer(request), taskId(id));
     if (!events) throw new HttpError('not_found', 'no such task');
     return { events };
   });

@@ -1,0 +1,133 @@
+// Gives memory back to the system after a burst. V8 keeps the heap pages a burst freed in a pool
+// for reuse, and hands them back only on a memory-reducing GC, which a busy server rarely gets:
+// after a storm of hostile input the process kept ~125 MB of free pages for good. When the
+// resident size has grown by `thresholdBytes` above its floor, this runs that GC. It must not run
+// GCs in a loop: at most one per 30 s, fewer while they free little.
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import type { Logger } from 'pino';
+
+type Collect = (options: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;
+
+export interface HeapReleaseOptions {
+  /** Growth of the resident set above its floor that triggers a GC; 0 turns it off. */
+  thresholdBytes: number;
+  /** How often the resident size is read. */
+  intervalMs: number;
+  log: Logger;
+  /** The resident set size (default: this process's). */
+  rss?: () => number;
+  /** The memory-reducing GC (default: V8's, last-resort flavour). */
+  collect?: () => void;
+}
+
+/** V8's gc() with options, reached without --expose-gc (the flag takes effect for new contexts). */
+function memoryReducingGc(): Collect | undefined {
+  const exposed = (globalThis as { gc?: Collect }).gc;
+  if (exposed) return exposed;
+  try {
+    setFlagsFromString('--expose-gc');
+    return runInNewContext('gc') as Collect;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The least time between two memory-reducing GCs (one pauses the loop for 0.1 to 0.4 s here). */
+const MIN_GAP_MS = 30_000;
+/** The most: after GCs that freed little the gap doubles up to this. */
+const MAX_GAP_MS = 5 * 60_000;
+/** GCs in a row that freed little, after which the growth is taken for live memory. */
+const USELESS_IN_A_ROW = 3;
+
+/**
+ * Starts watching; returns the stop function. The floor is the lowest resident size seen; growth
+ * of `thresholdBytes` above it triggers a GC. A GC that frees less than half the threshold (the
+ * growth was live memory, e.g. mid-burst) doubles the gap before the next one, and after three
+ * in a row the floor rises to the new level; one that frees more resets the gap.
+ */
+export function startHeapRelease(opts: HeapReleaseOptions): () => void {
+  if (opts.thresholdBytes <= 0) return () => {};
+  // One watch per process: several servers in one process (tests, embedders) share its memory.
+  if (watching) {
+    watching.users += 1;
+    return release(watching);
+  }
+  const watch = { users: 1, stop: watchResidentMemory(opts) };
+  watching = watch;
+  return release(watch);
+}
+
+interface Watch {
+  users: number;
+  stop: () => void;
+}
+
+let watching: Watch | undefined;
+
+function release(watch: Watch): () => void {
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    watch.users -= 1;
+    if (watch.users === 0) {
+      watch.stop();
+      if (watching === watch) watching = undefined;
+    }
+  };
+}
+
+function watchResidentMemory(opts: HeapReleaseOptions): () => void {
+  const gc = memoryReducingGc();
+  const collect =
+    opts.collect ?? (gc && (() => gc({ type: 'major', execution: 'sync', flavor: 'last-resort' })));
+  if (!collect) {
+    opts.log.warn('cannot reach V8 gc(): memory freed by a burst stays with the process');
+    return () => {};
+  }
+  const rss = opts.rss ?? (() => process.memoryUsage.rss());
+  let floor = rss();
+  let gapMs = MIN_GAP_MS;
+  let lastGc = 0;
+  let useless = 0;
+  /** The resident size just before the last GC, until the next look says what it freed. */
+  let before: number | undefined;
+  const timer = setInterval(() => {
+    const now = rss();
+    if (before !== undefined) {
+      // V8 unmaps the freed pages on a background thread: what the GC gave back shows now.
+      const freed = before - now;
+      before = undefined;
+      if (freed >= opts.thresholdBytes / 2) {
+        gapMs = MIN_GAP_MS;
+        useless = 0;
+      } else if (++useless >= USELESS_IN_A_ROW) {
+        floor = now;
+        useless = 0;
+        gapMs = MIN_GAP_MS;
+      } else {
+        gapMs = Math.min(MAX_GAP_MS, gapMs * 2);
+      }
+      opts.log.debug(
+        { rss_mb: mb(now), freed_mb: mb(freed), floor_mb: mb(floor) },
+        'memory-reducing GC done',
+      );
+    }
+    if (now < floor) floor = now;
+    if (now - floor < opts.thresholdBytes || Date.now() - lastGc < gapMs) return;
+    const started = performance.now();
+    collect();
+    lastGc = Date.now();
+    before = now;
+    // Rare (at most one per 30 s): worth a line, with the pause it cost.
+    opts.log.info(
+      { rss_mb: mb(now), floor_mb: mb(floor), gc_ms: Math.round(performance.now() - started) },
+      'resident memory grew: memory-reducing GC',
+    );
+  }, opts.intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+const mb = (bytes: number) => Math.round(bytes / 1_048_576);

@@ -1,0 +1,91 @@
+// The heap release policy: a memory-reducing GC when the resident size grows past its floor by the
+// threshold, never two within 30 s, backing off while GCs free little, and taking growth three
+// GCs could not free for live memory.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import pino from 'pino';
+import { startHeapRelease } from '../../src/server/heap-release.ts';
+
+const MB = 1_048_576;
+
+/** Runs the watch (a look every 5 s) on a scripted resident size in MB with mocked timers; returns when GCs ran (ms). */
+function simulate(
+  t: import('node:test').TestContext,
+  rssAt: (ms: number, gcs: number[]) => number,
+  ms: number,
+) {
+  t.mock.timers.enable({ apis: ['setInterval', 'Date'], now: 1_800_000_000_000 });
+  const gcs: number[] = [];
+  let clock = 0;
+  const stop = startHeapRelease({
+    thresholdBytes: 40 * MB,
+    intervalMs: 5000,
+    log: pino({ level: 'silent' }),
+    rss: () => rssAt(clock, gcs) * MB,
+    collect: () => gcs.push(clock),
+  });
+  for (clock = 5000; clock <= ms; clock += 5000) t.mock.timers.tick(5000);
+  stop();
+  t.mock.timers.reset();
+  return gcs;
+}
+
+test('a burst that leaves freed pages behind: one GC once the growth passes the threshold', (t) => {
+  // 200 MB, a burst to 300 MB from 20 s on; a GC gives back everything above 210 MB.
+  const gcs = simulate(t, (ms, done) => (done.length > 0 ? 210 : ms >= 20_000 ? 300 : 200), 120_000);
+  assert.deepEqual(gcs, [20_000]);
+});
+
+test('growth under the threshold never triggers a GC', (t) => {
+  assert.deepEqual(simulate(t, () => 230, 300_000).length, 0);
+  assert.deepEqual(simulate(t, (ms) => (ms < 10_000 ? 200 : 239), 300_000).length, 0);
+});
+
+test('live growth: GCs back off (60 s, then 120 s apart), then the floor rises and they stop', (t) => {
+  const gcs = simulate(t, (ms) => (ms < 10_000 ? 200 : 300), 1_800_000);
+  assert.deepEqual(gcs, [10_000, 70_000, 190_000]);
+});
+
+test('a GC that frees memory resets the gap: bursts one after another are each released', (t) => {
+  // Every 100 s a burst to 300 MB, released by the next GC down to 200 MB.
+  const gcs = simulate(
+    t,
+    (ms, done) => {
+      const burstStart = Math.floor(ms / 100_000) * 100_000;
+      const released = done.some((g) => g >= burstStart);
+      return ms % 100_000 >= 50_000 && !released ? 300 : 200;
+    },
+    400_000,
+  );
+  assert.deepEqual(gcs, [50_000, 150_000, 250_000, 350_000]);
+});
+
+test('several servers in one process share one watch: one GC for the process, not one each', (t) => {
+  t.mock.timers.enable({ apis: ['setInterval', 'Date'], now: 1_800_000_000_000 });
+  const log = pino({ level: 'silent' });
+  let rss = 200 * MB;
+  const gcs: string[] = [];
+  const opts = (name: string) => ({
+    thresholdBytes: 40 * MB,
+    intervalMs: 5000,
+    log,
+    rss: () => rss,
+    collect: () => gcs.push(name),
+  });
+  const stopA = startHeapRelease(opts('a'));
+  const stopB = startHeapRelease(opts('b'));
+  rss = 300 * MB;
+  t.mock.timers.tick(5000);
+  assert.deepEqual(gcs, ['a']);
+  stopA();
+  rss = 200 * MB;
+  t.mock.timers.tick(5000);
+  rss = 300 * MB;
+  t.mock.timers.tick(60_000);
+  assert.equal(gcs.length, 2, 'the watch goes on while a server still uses it');
+  stopB();
+  rss = 400 * MB;
+  t.mock.timers.tick(120_000);
+  assert.equal(gcs.length, 2, 'and stops with the last one');
+  t.mock.timers.reset();
+});
