@@ -54,7 +54,8 @@ describe('node faults', { concurrency: false }, () => {
         { id: `kill-${bus}-b`, worker: true },
       ]);
       procs.push(a, b);
-      const created = await post(a.url, alice, '/api/tasks', { steps: 60, interval_ms: 100 });
+      // 15 s: still running on b once c is up, however slowly c starts on a loaded machine.
+      const created = await post(a.url, alice, '/api/tasks', { steps: 150, interval_ms: 100 });
       const id = created.body.task_id;
       const onA = await tracked(follow(a.url, alice, `task:${id}`));
       await onA.until('progress', (p) => p.progress >= 0.1);

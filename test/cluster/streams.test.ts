@@ -96,7 +96,7 @@ describe('streamed output across nodes', { concurrency: false }, () => {
     assert.equal(done.attempt, 2);
     assert.ok(done.output.start >= 1_000_000, `the rescue started past a gap: ${done.output.start}`);
     assert.equal(onA.resets.at(-1)?.start, done.output.start, 'the client was told to start over');
-    assert.equal(onA.text(), generatedText(prompt, 300), 'the text of the attempt that finished, once');
+    assert.equal(onA.text(), generatedText(prompt, 600), 'the text of the attempt that finished, once');
     assert.ok(
       [...onA.deliveries.values()].every((n) => n === 1),
       'no index delivered twice',
@@ -106,7 +106,7 @@ describe('streamed output across nodes', { concurrency: false }, () => {
         headers: { authorization: `Bearer ${alice}` },
       })
     ).json();
-    assert.equal(json.output.map((x: any) => x.data).join(''), generatedText(prompt, 300));
+    assert.equal(json.output.map((x: any) => x.data).join(''), generatedText(prompt, 600));
     assert.equal(json.start, done.output.start);
   });
 });
