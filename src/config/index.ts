@@ -2,6 +2,7 @@
 // process.env: the composition root passes the resulting Config down to every part.
 import os from 'node:os';
 import path from 'node:path';
+import { MAX_DELAY_MS } from '../contract/index.ts';
 
 export interface Config {
   port: number;
@@ -63,9 +64,16 @@ export interface Config {
   busHeartbeatMs: number;
   /** `taskwire start`: server processes sharing the port (`auto`: one per CPU). */
   processes: number;
+  /** Running tasks per owner across all nodes (null: no cap). */
+  userConcurrency: number | null;
+  /** How far ahead `run_at` / `delay_ms` may put a task's start. */
+  maxDelayMs: number;
+  /** The owner of the tasks that schedules create. */
+  scheduleOwner: string;
 }
 
 export type BusKind = 'memory' | 'postgres' | 'nats' | 'redis';
+
 const BUS_KINDS: BusKind[] = ['memory', 'postgres', 'nats', 'redis'];
 
 export class ConfigError extends Error {
@@ -166,6 +174,12 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
       str(env, 'TASKWIRE_PROCESSES') === 'auto'
         ? os.availableParallelism()
         : int(env, 'TASKWIRE_PROCESSES', 1, 1, 256),
+    userConcurrency:
+      str(env, 'TASKWIRE_USER_CONCURRENCY') === undefined
+        ? null
+        : int(env, 'TASKWIRE_USER_CONCURRENCY', 0, 1, 1_000_000),
+    maxDelayMs: int(env, 'TASKWIRE_MAX_DELAY_MS', MAX_DELAY_MS, 0, MAX_DELAY_MS),
+    scheduleOwner: str(env, 'TASKWIRE_SCHEDULE_OWNER') ?? 'system',
     ...overrides,
   };
   if (config.bus === 'nats' && !config.natsUrl) throw new ConfigError('TASKWIRE_BUS=nats needs NATS_URL');

@@ -6,11 +6,13 @@ export { AttemptTimeoutError, CancelledError, InputError, ShutdownError } from '
 export { TaskFeed, type TaskTopics, topicsOf } from './feed.ts';
 export { Registry } from './registry.ts';
 export { type Outcome, Runner, retryDelay } from './runner.ts';
+export { MAX_BACKFILL, Scheduler, type SchedulerOptions } from './scheduler.ts';
 export {
   ACTIVE_TASKS_LIMIT,
   type CancelResult,
   type CreateRequest,
   type JoinResult,
+  type RetryResult,
   TaskService,
 } from './service.ts';
 export { Snapshotter } from './snapshotter.ts';
@@ -20,6 +22,8 @@ export {
   type FieldError,
   isTaskType,
   MAX_TIMEOUT_MS,
+  type Schedule,
+  type ScheduleDefinition,
   type TaskContext,
   type TaskDefinition,
   type TaskLogger,

@@ -1,0 +1,88 @@
+-- Fair scheduling (api.md "Fair scheduling"; design.md): which queued task runs next is decided
+-- here, in PostgreSQL, so the rule holds across nodes. Queue jobs are wake-ups that carry no
+-- decision: a worker holding one asks taskwire.pick_tasks() for the fairest runnable task.
+--
+-- vtime: an owner's turn (start-time fair queueing). A new task of an owner comes after that
+-- owner's own queued work, and no earlier than the turn being served now, so owners take turns
+-- among tasks of equal priority whatever their backlogs.
+-- job_id: the queue job the running attempt holds; when its node dies the job is offered again
+-- and whoever takes it runs that same task again (a rescue), so its slot frees only then.
+alter table taskwire.tasks
+  add column vtime bigint not null default 0,
+  add column job_id bigint;
+
+-- What may run next: the highest priority, then the owners' turns, then age.
+create index tasks_queued_order_idx on taskwire.tasks (priority desc, vtime, id) where status = 'queued';
+
+-- Picks up to k queued tasks that may start now, fairest first, and locks them (FOR UPDATE SKIP
+-- LOCKED): due (scheduled_at passed), priority first, then turns. With caps (user_cap: running
+-- tasks per owner, null for none; type_caps: {type: cap}) an owner or type at its cap is passed
+-- over; running counts come from the rows of running attempts (a dead node's count until they are
+-- rescued). Claims with caps take one transaction-level lock so that two nodes never both take
+-- the last slot of an owner; claims without caps take none.
+create function taskwire.pick_tasks(k int, user_cap int, type_caps jsonb)
+returns table (task_id uuid)
+language plpgsql volatile as $$
+declare
+  capped_owners text[] := '{}';
+  capped_types text[] := '{}';
+  picked uuid[] := '{}';
+  owner_used jsonb := '{}';
+  type_used jsonb := '{}';
+  r record;
+  used int;
+  tcap int;
+begin
+  if k <= 0 then
+    return;
+  end if;
+  if user_cap is null and (type_caps is null or type_caps = '{}'::jsonb) then
+    return query
+      select t.id from taskwire.tasks t
+       where t.status = 'queued' and (t.scheduled_at is null or t.scheduled_at <= now())
+       order by t.priority desc, t.vtime, t.id
+       limit k
+       for update skip locked;
+    return;
+  end if;
+  perform pg_advisory_xact_lock(7451203, 13);
+  if user_cap is not null then
+    select coalesce(array_agg(c.owner), '{}') into capped_owners
+      from (select t.owner from taskwire.tasks t where t.status = 'running'
+             group by t.owner having count(*) >= user_cap) c;
+  end if;
+  if type_caps is not null and type_caps <> '{}'::jsonb then
+    select coalesce(array_agg(c.type), '{}') into capped_types
+      from (select t.type from taskwire.tasks t where t.status = 'running' and type_caps ? t.type
+             group by t.type having count(*) >= (type_caps ->> t.type)::int) c;
+  end if;
+  while cardinality(picked) < k loop
+    select t.id, t.owner, t.type into r from taskwire.tasks t
+     where t.status = 'queued' and (t.scheduled_at is null or t.scheduled_at <= now())
+       and t.owner <> all (capped_owners) and t.type <> all (capped_types) and t.id <> all (picked)
+     order by t.priority desc, t.vtime, t.id
+     limit 1
+     for update skip locked;
+    exit when not found;
+    picked := picked || r.id;
+    if user_cap is not null then
+      used := coalesce((owner_used ->> r.owner)::int,
+                       (select count(*) from taskwire.tasks t where t.owner = r.owner and t.status = 'running')) + 1;
+      owner_used := owner_used || jsonb_build_object(r.owner, used);
+      if used >= user_cap then
+        capped_owners := capped_owners || r.owner;
+      end if;
+    end if;
+    tcap := (type_caps ->> r.type)::int;
+    if tcap is not null then
+      used := coalesce((type_used ->> r.type)::int,
+                       (select count(*) from taskwire.tasks t where t.type = r.type and t.status = 'running')) + 1;
+      type_used := type_used || jsonb_build_object(r.type, used);
+      if used >= tcap then
+        capped_types := capped_types || r.type;
+      end if;
+    end if;
+  end loop;
+  return query select unnest(picked);
+end
+$$;
