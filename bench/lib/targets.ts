@@ -24,9 +24,11 @@ const PROBE = path.join(BENCH_DIR, 'lib/probe.ts');
 /** The taskwire checkout to run (experiments: BENCH_TASKWIRE_ROOT=/path/to/a/worktree). */
 const TASKWIRE_ROOT = process.env.BENCH_TASKWIRE_ROOT ? path.resolve(process.env.BENCH_TASKWIRE_ROOT) : ROOT;
 /** The bench task module of the checkout under test (so it imports that checkout's defineTask). */
-const BENCH_TASKS = existsSync(path.join(TASKWIRE_ROOT, 'bench/lib/bench-tasks.ts'))
-  ? path.join(TASKWIRE_ROOT, 'bench/lib/bench-tasks.ts')
-  : path.join(BENCH_DIR, 'lib/bench-tasks.ts');
+function benchTasks(root: string): string {
+  return existsSync(path.join(root, 'bench/lib/bench-tasks.ts'))
+    ? path.join(root, 'bench/lib/bench-tasks.ts')
+    : path.join(BENCH_DIR, 'lib/bench-tasks.ts');
+}
 const PEER = path.join(BENCH_DIR, 'peers/socketio-bullmq/server.ts');
 
 export const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -94,6 +96,8 @@ export interface StartOptions {
   nofile?: number;
   log: (line: string) => void;
   runId: string;
+  /** The taskwire checkout to run (default BENCH_TASKWIRE_ROOT, else this one): `--variant`. */
+  root?: string;
 }
 
 function cleanEnv(): Record<string, string | undefined> {
@@ -183,6 +187,7 @@ export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> 
   mkdirSync(profileDir, { recursive: true });
   const logFile = path.join(RESULTS_DIR, 'logs', `${opts.runId}-taskwire.log`);
   const startedAt = Date.now();
+  const root = opts.root ? path.resolve(opts.root) : TASKWIRE_ROOT;
   const env = {
     ...cleanEnv(),
     DATABASE_URL: db.url,
@@ -192,7 +197,7 @@ export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> 
     LOG_LEVEL: 'warn',
     TASKWIRE_LOG_PRETTY: 'false',
     TASKWIRE_NODE_ID: `bench-${opts.runId}`,
-    TASKWIRE_TASKS: BENCH_TASKS,
+    TASKWIRE_TASKS: benchTasks(root),
     TASKWIRE_MAX_SOCKETS_PER_USER: '1000000',
     TASKWIRE_MAX_CREATES_PER_MINUTE: '100000000',
     TASKWIRE_MAX_CHANNELS: '1000',
@@ -202,12 +207,12 @@ export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> 
   };
   let child: Child;
   try {
-    child = spawnNode(path.join(TASKWIRE_ROOT, 'bin/taskwire.js'), ['start'], {
+    child = spawnNode(path.join(root, 'bin/taskwire.js'), ['start'], {
       env,
       nodeArgs: nodeArgs(Boolean(opts.cpuProf), profileDir),
       nofile: opts.nofile ?? nofileHardLimit(),
       logFile,
-      cwd: TASKWIRE_ROOT,
+      cwd: root,
     });
     await ready(child, `http://127.0.0.1:${port}`, 'taskwire');
   } catch (err) {
@@ -215,7 +220,7 @@ export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> 
     throw err;
   }
   opts.log(
-    `taskwire pid ${child.pid} on :${port}${TASKWIRE_ROOT !== ROOT ? ` from ${TASKWIRE_ROOT}` : ''}, ` +
+    `taskwire pid ${child.pid} on :${port}${root !== ROOT ? ` from ${root}` : ''}, ` +
       `database ${db.name}, log ${path.relative(ROOT, logFile)}`,
   );
   const httpUrl = `http://127.0.0.1:${port}`;
