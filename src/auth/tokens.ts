@@ -1,6 +1,7 @@
 // Token verification and minting: JWT HS256 with `sub` = the user id, `exp` honoured when present.
 // Anything else (alg none, another algorithm, a bad signature, no sub, expired) is refused.
 import { errors, jwtVerify, SignJWT } from 'jose';
+import { isStorableString } from '../contract/storable.ts';
 
 export interface Identity {
   userId: string;
@@ -32,13 +33,15 @@ export class Tokens {
     if (known && known.until > now) return { userId: known.userId };
     try {
       const { payload } = await jwtVerify(token, this.#key, { algorithms: ['HS256'] });
-      if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 200) {
+      const sub = payload.sub;
+      // The sub becomes a task's owner column: one PostgreSQL can't store would fail every write.
+      if (typeof sub !== 'string' || sub.length === 0 || sub.length > 200 || !isStorableString(sub)) {
         throw new TokenError('token has no valid sub claim');
       }
       const until = Math.min(now + CACHE_TTL_MS, payload.exp === undefined ? Infinity : payload.exp * 1000);
       if (this.#verified.size >= CACHE_SIZE) this.#verified.delete(this.#verified.keys().next().value!);
-      this.#verified.set(token, { userId: payload.sub, until });
-      return { userId: payload.sub };
+      this.#verified.set(token, { userId: sub, until });
+      return { userId: sub };
     } catch (err) {
       if (err instanceof TokenError) throw err;
       if (err instanceof errors.JWTExpired) throw new TokenError('token expired');

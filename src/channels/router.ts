@@ -13,6 +13,8 @@ export interface ChannelContext {
   accept(response: Record<string, unknown>): void;
   /** Delivers an event of this topic (broadcast form: null join_ref, null ref). */
   push(event: TopicEvent): void;
+  /** Resolves when the socket can take more (its buffer is under the soft limit): pace a backlog by it. */
+  writable(): Promise<void>;
   /** The channel's backing state is gone: phx_error to the client, the topic is freed. */
   crash(): void;
 }

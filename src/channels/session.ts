@@ -128,6 +128,10 @@ class JoinedChannel implements ChannelContext {
     this.session.deliver(this, event);
   }
 
+  writable(): Promise<void> {
+    return this.session.whenWritable();
+  }
+
   crash(): void {
     this.session.crash(this);
   }
@@ -150,6 +154,8 @@ export class Session {
   #tokensAt = performance.now();
   /** The newest `latest` event per topic and key, held back until the transport drains. */
   #pending: Map<string, TopicEvent> | null = null;
+  /** Channels waiting for the transport's buffer to fall under the soft limit (a backlog being sent). */
+  #writable: Array<() => void> = [];
   readonly #resume = () => this.#afterAsync();
   readonly #resumeAfterError = (err: unknown) => {
     this.#o.log.error({ err }, 'socket message handling failed');
@@ -217,15 +223,40 @@ export class Session {
     this.#queueHead = 0;
     this.#pending = null;
     this.#o.drainWatch.unwatch(this);
+    this.#wakeWritable();
     this.#wakeIdle();
   }
 
-  /** The transport's buffer may have drained: sends conflated progress. True when nothing waits. */
+  /**
+   * The transport's buffer may have drained: sends conflated progress and wakes channels waiting
+   * to write. True when nothing waits any more.
+   */
   drained(): boolean {
-    if (this.#ended || !this.#pending) return true;
+    if (this.#ended) {
+      this.#wakeWritable();
+      return true;
+    }
+    if (!this.#pending && this.#writable.length === 0) return true;
     if (this.#transport.buffered() > this.#o.limits.softBufferBytes) return false;
     this.#flushPending();
+    this.#wakeWritable();
     return true;
+  }
+
+  /** Resolves once the transport's buffer is under the soft limit (or the connection ended). */
+  whenWritable(): Promise<void> {
+    if (this.#ended || this.#transport.buffered() <= this.#o.limits.softBufferBytes) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#writable.push(resolve);
+      this.#o.drainWatch.watch(this);
+    });
+  }
+
+  #wakeWritable(): void {
+    const waiters = this.#writable;
+    if (waiters.length === 0) return;
+    this.#writable = [];
+    for (const wake of waiters) wake();
   }
 
   // ---- called by a channel through its context ----
@@ -485,7 +516,7 @@ export class Session {
     const pending = this.#pending;
     if (!pending) return;
     this.#pending = null;
-    this.#o.drainWatch.unwatch(this);
+    if (this.#writable.length === 0) this.#o.drainWatch.unwatch(this);
     for (const event of pending.values()) this.#sendEvent(event);
   }
 }

@@ -70,6 +70,13 @@ export interface Config {
   maxDelayMs: number;
   /** The owner of the tasks that schedules create. */
   scheduleOwner: string;
+  /** Write-behind interval of streamed output (one statement per flush for all tasks). */
+  outputFlushMs: number;
+  /** Bytes of one output chunk as JSON. */
+  outputChunkBytes: number;
+  /** Chunks and bytes of one attempt's output; past either the attempt fails. */
+  outputMaxChunks: number;
+  outputMaxBytes: number;
 }
 
 export type BusKind = 'memory' | 'postgres' | 'nats' | 'redis';
@@ -180,6 +187,10 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
         : int(env, 'TASKWIRE_USER_CONCURRENCY', 0, 1, 1_000_000),
     maxDelayMs: int(env, 'TASKWIRE_MAX_DELAY_MS', MAX_DELAY_MS, 0, MAX_DELAY_MS),
     scheduleOwner: str(env, 'TASKWIRE_SCHEDULE_OWNER') ?? 'system',
+    outputFlushMs: int(env, 'TASKWIRE_OUTPUT_FLUSH_MS', 100, 5, 60_000),
+    outputChunkBytes: int(env, 'TASKWIRE_OUTPUT_CHUNK_BYTES', 65_536, 16, 16_777_216),
+    outputMaxChunks: int(env, 'TASKWIRE_OUTPUT_MAX_CHUNKS', 1_000_000, 1),
+    outputMaxBytes: int(env, 'TASKWIRE_OUTPUT_MAX_BYTES', 67_108_864, 16),
     ...overrides,
   };
   if (config.bus === 'nats' && !config.natsUrl) throw new ConfigError('TASKWIRE_BUS=nats needs NATS_URL');

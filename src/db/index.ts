@@ -26,6 +26,7 @@ export { lastScheduledTick, scheduleKey } from './sql/lastScheduledTick.ts';
 export { listActiveTasks } from './sql/listActiveTasks.ts';
 export { listEvents } from './sql/listEvents.ts';
 export { type ListFilter, listTasks } from './sql/listTasks.ts';
+export { type OutputChunk, type OutputSegment, readOutput, writeOutput } from './sql/output.ts';
 export { type Snapshot, writeSnapshots } from './sql/snapshots.ts';
 export {
   WAIT_REASONS,

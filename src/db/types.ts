@@ -43,13 +43,15 @@ export interface TaskRow {
   priority: number;
   scheduled_at: Date | null;
   node_id: string | null;
+  output_start: string | number;
+  output_next: string | number;
   seq: string | number;
   inserted_at: Date;
   updated_at: Date;
 }
 
 export const TASK_COLUMNS =
-  'id, owner, type, status, progress, message, input, result, error, attempt, max_attempts, priority, scheduled_at, node_id, seq, inserted_at, updated_at';
+  'id, owner, type, status, progress, message, input, result, error, attempt, max_attempts, priority, scheduled_at, node_id, output_start, output_next, seq, inserted_at, updated_at';
 
 export function toTaskRecord(row: TaskRow): TaskRecord {
   return {
@@ -68,7 +70,7 @@ export function toTaskRecord(row: TaskRow): TaskRecord {
     scheduled_at: row.scheduled_at ? row.scheduled_at.toISOString() : null,
     // The row keeps the last node that ran it; the task names one only while it runs.
     node: row.status === 'running' ? row.node_id : null,
-    output: { start: 0, next: 0 },
+    output: { start: Number(row.output_start), next: Number(row.output_next) },
     seq: Number(row.seq),
     inserted_at: row.inserted_at.toISOString(),
     updated_at: row.updated_at.toISOString(),

@@ -6,11 +6,12 @@ import type { Registry } from 'prom-client';
 import { OriginPolicy, type Tokens } from '../auth/index.ts';
 import type { TaskService } from '../tasks/index.ts';
 import { errorHandler } from './error-handler.ts';
-import { HttpError } from './errors.ts';
 import { registerApiDocs } from './openapi.ts';
 import { RateLimiter } from './rate-limit.ts';
+import { clientErrorHandler, frameworkErrors, notFoundHandler, refuseConnect } from './refusals.ts';
 import { healthRoutes } from './routes/health.ts';
-import { type LongPollHandler, socketRoutes } from './routes/socket.ts';
+import { outputRoutes } from './routes/output.ts';
+import { type LongPollHandler, socketRoutes, WEBSOCKET_PATH } from './routes/socket.ts';
 import { taskRoutes } from './routes/tasks.ts';
 
 export interface HttpAppOptions {
@@ -26,24 +27,34 @@ export interface HttpAppOptions {
   /** What works only in part (e.g. `bus`: other nodes' events don't arrive), for /readyz. */
   degraded?: () => string[];
   longPoll?: LongPollHandler;
+  /** SSE readers whose unread bytes pass this are cut off (they resume with Last-Event-ID). */
+  maxStreamBufferBytes?: number;
 }
 
 export function buildHttpApp(opts: HttpAppOptions): FastifyInstance {
-  const app = Fastify({
+  const app: FastifyInstance = Fastify({
     loggerInstance: opts.log as unknown as import('fastify').FastifyBaseLogger,
     bodyLimit: opts.bodyLimitBytes,
-    return503OnClosing: true,
+    // Every refusal in api.md's error body: the parser's and the router's. No 503 of Fastify's own
+    // while closing: close() cuts every connection at once (forceCloseConnections), and a request
+    // read just before that is served as usual.
+    clientErrorHandler: clientErrorHandler(() => app),
+    frameworkErrors,
+    return503OnClosing: false,
     forceCloseConnections: true,
+    // Only the WebSocket endpoint upgrades; elsewhere an Upgrade header is ignored (RFC 9110) and
+    // the request is served as usual. Node < 24.9 ignores the option: the transport answers 404.
+    http: { shouldUpgradeCallback: (req) => req.url?.split('?')[0] === WEBSOCKET_PATH },
     ajv: {
       customOptions: { coerceTypes: false, removeAdditional: false, allErrors: true, useDefaults: true },
     },
   });
   app.setErrorHandler(errorHandler);
-  app.setNotFoundHandler((request, reply) => {
-    reply
-      .code(404)
-      .send(new HttpError('not_found', `no route ${request.method} ${request.url.split('?')[0]}`).body());
-  });
+  app.setNotFoundHandler(notFoundHandler(app));
+  // `Expect:` other than 100-continue: Node would answer a bare 417; serving the request as if
+  // the field were absent is what RFC 9110 also allows.
+  app.server.on('checkExpectation', (req, res) => app.server.emit('request', req, res));
+  app.server.on('connect', refuseConnect);
   registerApiDocs(app); // before the routes, so that it sees them
   allowBrowserOrigins(app, new OriginPolicy(opts.allowedOrigins));
   app.register(healthRoutes, { notReady: opts.notReady, degraded: opts.degraded, metrics: opts.metrics });
@@ -51,6 +62,11 @@ export function buildHttpApp(opts: HttpAppOptions): FastifyInstance {
     service: opts.service,
     tokens: opts.tokens,
     createLimiter: new RateLimiter(opts.maxCreatesPerMinute, 60_000),
+  });
+  app.register(outputRoutes, {
+    service: opts.service,
+    tokens: opts.tokens,
+    maxBufferedBytes: opts.maxStreamBufferBytes ?? 8 * 1024 * 1024,
   });
   if (opts.longPoll) app.register(socketRoutes, { longPoll: opts.longPoll, bodyLimit: opts.bodyLimitBytes });
   return app;

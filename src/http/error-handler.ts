@@ -3,7 +3,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { isDatabaseUnavailable } from '../db/index.ts';
 import { InputError } from '../tasks/index.ts';
-import { type FieldDetail, HttpError, validationFailed } from './errors.ts';
+import { ERROR_STATUS, type ErrorCode, type FieldDetail, HttpError, validationFailed } from './errors.ts';
 
 function fromValidation(err: FastifyError): HttpError {
   const fields: FieldDetail[] = (err.validation ?? []).map((v) => {
@@ -29,13 +29,17 @@ export function toHttpError(err: unknown): HttpError | null {
       return new HttpError('unsupported_media_type', 'send the body as application/json');
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new HttpError('bad_request', 'the body is not valid JSON');
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new HttpError('bad_request', 'the body does not match its Content-Length');
   }
-  if (fe instanceof SyntaxError || (fe?.statusCode === 400 && typeof fe.message === 'string')) {
-    return new HttpError('bad_request', 'the body is not valid JSON');
+  if (fe instanceof SyntaxError) return new HttpError('bad_request', 'the body is not valid JSON');
+  // Any other refusal of what the client sent (Fastify's and its plugins' 4xx errors).
+  const status = fe?.statusCode;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    const code = (Object.keys(ERROR_STATUS) as ErrorCode[]).find((c) => ERROR_STATUS[c] === status);
+    return new HttpError(code ?? 'bad_request', code ? fe.message : 'the request is not valid');
   }
-  if (fe?.statusCode === 413) return new HttpError('payload_too_large', 'the request body is too large');
   return null;
 }
 

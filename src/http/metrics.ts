@@ -133,6 +133,22 @@ export function createMetrics(sources: () => MetricSources) {
     'Reconnections of the bus after a loss',
     (s) => s.bus?.().reconnects ?? 0,
   );
+  const outputRows = new Counter({
+    name: 'taskwire_output_rows_total',
+    help: 'Output segments written (rows); chunks per row = taskwire_output_chunks_total / this',
+    registers: [registry],
+  });
+  const outputChunks = new Counter({
+    name: 'taskwire_output_chunks_total',
+    help: 'Output chunks written',
+    registers: [registry],
+  });
+  const outputFlush = new Histogram({
+    name: 'taskwire_output_flush_seconds',
+    help: 'Duration of one output flush (one statement for every task)',
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+    registers: [registry],
+  });
   const busLag = new Histogram({
     name: 'taskwire_bus_lag_seconds',
     help: 'From an event leaving the node that published it to its arrival here',
@@ -231,7 +247,19 @@ export function createMetrics(sources: () => MetricSources) {
     registers: [registry],
   });
 
-  return { registry, tasksCreated, attempts, progressIn, snapshotFlush, snapshotRows, queuePickup, busLag };
+  return {
+    registry,
+    tasksCreated,
+    attempts,
+    progressIn,
+    snapshotFlush,
+    snapshotRows,
+    queuePickup,
+    busLag,
+    outputRows,
+    outputChunks,
+    outputFlush,
+  };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

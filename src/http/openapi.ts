@@ -123,6 +123,39 @@ const ROUTES: Record<string, FastifySchema & Record<string, unknown>> = {
       ...errors('not_found', ...AUTHED),
     },
   },
+  'GET /api/tasks/:id/output': {
+    tags: ['tasks'],
+    summary: "The task's streamed output: Server-Sent Events, or all of it with ?format=json",
+    description:
+      'SSE: each chunk is `id: <index>`, `event: output`, `data: {"index","data","attempt"}`; a new attempt ' +
+      'starting over is `event: output_reset` (`{"attempt","start"}`); after the terminal state, `event: end` ' +
+      'with the task, and the stream closes. Starts at `output.start`, after chunk n with `Last-Event-ID: n`, ' +
+      'or at chunk n with `?from=n`. A browser EventSource may pass the token as `?token=`.',
+    querystring: Type.Object({
+      format: Type.Optional(Type.Union([Type.Literal('sse'), Type.Literal('json')])),
+      from: Type.Optional(Type.Integer({ minimum: 0 })),
+      token: Type.Optional(Type.String({ description: 'the bearer token, for EventSource (no headers)' })),
+    }),
+    response: {
+      200: {
+        description: 'text/event-stream, or with ?format=json the whole valid output',
+        content: {
+          'text/event-stream': { schema: { type: 'string' } },
+          'application/json': {
+            schema: Type.Object({
+              output: Type.Array(
+                Type.Object({ index: Type.Integer(), data: Type.Unknown(), attempt: Type.Integer() }),
+              ),
+              start: Type.Integer(),
+              next: Type.Integer(),
+              done: Type.Boolean(),
+            }),
+          },
+        },
+      },
+      ...errors('not_found', 'validation_failed', ...AUTHED),
+    },
+  },
   'GET /healthz': {
     tags: ['operations'],
     summary: 'The process is alive',
@@ -159,7 +192,11 @@ const DESCRIPTION = `Long-running tasks with live progress.
 \`completed\`, \`failed\`, \`cancelled\` with payload \`{task_id, status, progress, message, seq,
 attempt, at}\`. The \`taskwire/client\` SDK and \`npx taskwire\` CLI speak it for you.
 
-Errors are always \`{"error": {"code", "message", ...details}}\`.`;
+Errors are always \`{"error": {"code", "message", ...details}}\`, on every path: an unknown path is
+404 \`not_found\`, another method on a served path 405 \`method_not_allowed\` (with \`Allow\`), and a
+request HTTP parsing refuses 400 \`bad_request\`, 408 \`request_timeout\` or 431 \`header_too_large\`.
+Input PostgreSQL can't store (NUL, a lone UTF-16 surrogate, JSON nested past 512 levels) is 422
+\`validation_failed\` naming the field.`;
 
 /** Registers the OpenAPI generator and the /docs UI; call before the routes are registered. */
 export function registerApiDocs(app: FastifyInstance, opts: { version?: string } = {}): void {

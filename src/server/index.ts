@@ -26,6 +26,8 @@ import { buildHttpApp, createMetrics } from '../http/index.ts';
 import { Liveness, type QueueWorker, startWorker } from '../queue/index.ts';
 import {
   demoTask,
+  generateTask,
+  OutputWriter,
   Registry,
   Runner,
   Scheduler,
@@ -124,7 +126,7 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
     cleanups.push(() => closePool(pool));
     await migrate(pool);
 
-    const types = new TaskTypes().register(demoTask);
+    const types = new TaskTypes().register(demoTask).register(generateTask);
     for (const type of [...(opts.tasks ?? []), ...(await loadTaskModules(config.taskModules))])
       types.register(type);
 
@@ -156,6 +158,16 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
         metrics?.snapshotFlush.observe(ms / 1000);
       },
     });
+    const output = new OutputWriter({
+      pool,
+      intervalMs: config.outputFlushMs,
+      log,
+      onFlush: (rows, chunks, ms) => {
+        metrics?.outputRows.inc(rows);
+        metrics?.outputChunks.inc(chunks);
+        metrics?.outputFlush.observe(ms / 1000);
+      },
+    });
     const supervisor = new Supervisor({
       registry,
       feed,
@@ -165,6 +177,12 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
         metrics?.progressIn.inc();
         snapshotter.markDirty(actor);
       },
+      outputDirty: (actor) => output.markDirty(actor),
+      outputLimits: {
+        chunkBytes: config.outputChunkBytes,
+        maxChunks: config.outputMaxChunks,
+        maxBytes: config.outputMaxBytes,
+      },
       lost: (taskId) => pubsub.lose(taskTopic(taskId)),
     });
     const runner = new Runner({
@@ -172,6 +190,7 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
       registry,
       supervisor,
       feed,
+      output,
       types,
       nodeId,
       retryBaseMs: config.retryBaseMs,
@@ -204,6 +223,8 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
     cleanups.push(() => pubsub.stop());
     snapshotter.start();
     cleanups.push(() => snapshotter.stop());
+    output.start();
+    cleanups.push(() => output.stop());
 
     let worker: QueueWorker | undefined;
     let channels: Channels | undefined;
@@ -240,6 +261,7 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
       },
       degraded: () => (pubsub.available ? [] : ['bus']),
       longPoll: (req) => channels!.longPoll(req),
+      maxStreamBufferBytes: config.socketHardBufferBytes,
     });
     cleanups.push(() => app.close());
     channels = attachChannels({ server: app.server, tasks: service, tokens, config, log });

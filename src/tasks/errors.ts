@@ -32,3 +32,13 @@ export class ShutdownError extends Error {
     super('the server is shutting down');
   }
 }
+
+/** The attempt's output can't go on: the attempt fails, and is not retried (it would again). */
+export class OutputError extends Error {
+  override name = 'OutputError';
+}
+
+/** A handler's output passed a configured limit. */
+export class OutputLimitError extends OutputError {
+  override name = 'OutputLimitError';
+}

@@ -60,6 +60,23 @@ export class TaskFeed {
       ps.publish(topicEvent(ADMIN_TOPIC, name, { ...payload, owner: s.owner }, cls, s.task_id, s.seq));
   }
 
+  /** An output chunk, on `task:<id>` only (api.md: output is not sent on user or admin topics). */
+  output(s: TaskRecord, index: number, data: unknown, topics: TaskTopics): void {
+    if (!this.#pubsub.wants(topics.task)) return;
+    const payload = { task_id: s.task_id, index, data, attempt: s.attempt };
+    this.#pubsub.publish(topicEvent(topics.task, 'output', payload, EVENT_CLASS.output, s.task_id, index));
+  }
+
+  /** A new attempt starts its output over at `start`: chunks below it are void. */
+  outputReset(s: TaskRecord, topics: TaskTopics): void {
+    if (!this.#pubsub.wants(topics.task)) return;
+    const start = s.output.start;
+    const payload = { task_id: s.task_id, attempt: s.attempt, start };
+    this.#pubsub.publish(
+      topicEvent(topics.task, 'output_reset', payload, EVENT_CLASS.output_reset, s.task_id, start),
+    );
+  }
+
   /** `created` (the whole new task) on the owner's topic and the admin topic. */
   created(record: TaskRecord): void {
     const ps = this.#pubsub;

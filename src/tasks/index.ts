@@ -1,9 +1,23 @@
 // The tasks part's public face: actors, registry, supervisor, snapshotter, runner, the feed of
 // task events onto topics, task types, and the service that http and channels use.
-export { type PendingEnd, TaskActor, type Transition } from './actor.ts';
+export {
+  type OutputLimits,
+  type PendingEnd,
+  type PendingOutput,
+  TaskActor,
+  type Transition,
+} from './actor.ts';
 export { demoTask, sleep } from './demo.ts';
-export { AttemptTimeoutError, CancelledError, InputError, ShutdownError } from './errors.ts';
+export {
+  AttemptTimeoutError,
+  CancelledError,
+  InputError,
+  OutputLimitError,
+  ShutdownError,
+} from './errors.ts';
 export { TaskFeed, type TaskTopics, topicsOf } from './feed.ts';
+export { generatedText, generateTask } from './generate.ts';
+export { OutputWriter } from './output-writer.ts';
 export { Registry } from './registry.ts';
 export { type Outcome, Runner, retryDelay } from './runner.ts';
 export { MAX_BACKFILL, Scheduler, type SchedulerOptions } from './scheduler.ts';

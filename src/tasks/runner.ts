@@ -5,6 +5,7 @@
 
 import type pg from 'pg';
 import type { Logger } from 'pino';
+import { storableString, toStorable } from '../contract/storable.ts';
 import {
   type AttemptEnd,
   type Caps,
@@ -20,9 +21,16 @@ import {
 } from '../db/index.ts';
 import { addWakeups, enqueueTaskJob, type QueueJob } from '../queue/index.ts';
 import type { Transition } from './actor.ts';
-import { AttemptTimeoutError, CancelledError, ShutdownError } from './errors.ts';
+import {
+  AttemptTimeoutError,
+  CancelledError,
+  OutputError,
+  OutputLimitError,
+  ShutdownError,
+} from './errors.ts';
 import type { TaskFeed } from './feed.ts';
 import { GroupCommit } from './group-commit.ts';
+import type { OutputWriter } from './output-writer.ts';
 import type { Registry } from './registry.ts';
 import type { Supervisor } from './supervisor.ts';
 import type { TaskContext, TaskType, TaskTypes } from './task-type.ts';
@@ -32,6 +40,7 @@ export interface RunnerOptions {
   registry: Registry;
   supervisor: Supervisor;
   feed: TaskFeed;
+  output: OutputWriter;
   types: TaskTypes;
   nodeId: string;
   retryBaseMs: number;
@@ -55,13 +64,18 @@ export function retryDelay(attempt: number, baseMs: number, maxMs: number): numb
   return Math.round(exp + exp * 0.1 * Math.random());
 }
 
+/** A thrown value as api.md's error, in storable form (what subscribers see is what is kept). */
 function errorOf(value: unknown): { message: string } {
-  if (value instanceof Error) return { message: value.message || value.name };
-  if (typeof value === 'string') return { message: value };
+  return { message: storableString(errorText(value)) };
+}
+
+function errorText(value: unknown): string {
+  if (value instanceof Error) return value.message || value.name;
+  if (typeof value === 'string') return value;
   try {
-    return { message: `non-Error thrown: ${JSON.stringify(value)}` };
+    return `non-Error thrown: ${JSON.stringify(value)}`;
   } catch {
-    return { message: `non-Error thrown: ${String(value)}` };
+    return `non-Error thrown: ${String(value)}`;
   }
 }
 
@@ -123,7 +137,7 @@ export class Runner {
       settle = resolve;
     });
     const running: Running = { controller, ended };
-    this.#o.supervisor.start(claim.task, controller).start();
+    this.#o.supervisor.start(claim.task, controller).start(claim.outputReset);
     this.#active.set(taskId, running);
     let endRecord: TaskRecord | null = null;
     const taskLog = this.#o.log.child({
@@ -228,6 +242,17 @@ export class Runner {
         const actor = registry.get(taskId);
         if (actor?.attempt === controller) actor.progress(fraction, message);
       },
+      output(chunk) {
+        const actor = registry.get(taskId);
+        if (actor?.attempt !== controller) return -1;
+        try {
+          return actor.output(chunk);
+        } catch (err) {
+          // Past a limit the attempt fails (the handler also gets the error, to stop at once).
+          if (err instanceof OutputLimitError && !controller.signal.aborted) controller.abort(err);
+          throw err;
+        }
+      },
       log,
     };
     let onAbort: (() => void) | undefined;
@@ -244,7 +269,8 @@ export class Runner {
       const first = await Promise.race([handled, aborted]);
       if (signal.aborted) return this.#abortOutcome(signal.reason);
       if (first === 'aborted') return this.#abortOutcome(signal.reason);
-      if (first.ok) return { kind: 'completed', result: first.result === undefined ? null : first.result };
+      if (first.ok)
+        return { kind: 'completed', result: first.result === undefined ? null : toStorable(first.result) };
       return { kind: 'failed', error: errorOf(first.error), retryable: true };
     } finally {
       clearTimeout(timer);
@@ -255,7 +281,8 @@ export class Runner {
   #abortOutcome(reason: unknown): Outcome {
     if (reason instanceof CancelledError) return { kind: 'cancelled' };
     if (reason instanceof ShutdownError) return { kind: 'shutdown' };
-    return { kind: 'failed', error: errorOf(reason), retryable: true };
+    // The same output would pass the same limit again: no retry.
+    return { kind: 'failed', error: errorOf(reason), retryable: !(reason instanceof OutputError) };
   }
 
   async #end(
@@ -266,11 +293,14 @@ export class Runner {
   ): Promise<TaskRecord | null> {
     const { registry, pool } = this.#o;
     const actor = registry.get(taskId);
-    const pending = (actor?.attempt === controller ? actor : undefined)?.beginEnd() ?? {
+    const current = actor?.attempt === controller ? actor : undefined;
+    const pending = current?.beginEnd() ?? {
       seq: task.seq + 1,
       progress: task.progress,
       message: task.message,
     };
+    // The end is written only after every chunk of output before it is stored (api.md).
+    if (current) await this.#persist(() => this.#o.output.drain(current));
     const base = {
       taskId,
       attempt: task.attempt,
@@ -321,14 +351,33 @@ export class Runner {
         : outcome.kind === 'cancelled'
           ? { status: 'cancelled' as const, result: null, error: null, progress: pending.progress }
           : { status: 'failed' as const, result: null, error: outcome.error, progress: pending.progress };
-    const record = await this.#persist(() => this.#ends.submit({ ...base, ...end }));
+    let written: { record: TaskRecord | null; end: typeof end };
+    try {
+      written = { record: await this.#persist(() => this.#ends.submit({ ...base, ...end })), end };
+    } catch (err) {
+      // Refused for a reason of the database's own (not unavailability): a second try writes the
+      // task failed with that reason, so no handler runs again for it. If that is refused too, the
+      // queue offers the job again later, and the next claim counts as an attempt.
+      const failed = {
+        status: 'failed' as const,
+        result: null,
+        error: { message: storableString(`the task's end could not be stored: ${errorText(err)}`) },
+        progress: pending.progress,
+      };
+      this.#o.log.error(
+        { err, task_id: taskId },
+        'the end of the attempt could not be stored; failing the task',
+      );
+      written = { record: await this.#persist(() => this.#ends.submit({ ...base, ...failed })), end: failed };
+    }
+    const { record } = written;
     const extra =
-      end.status === 'completed'
-        ? { result: end.result }
-        : end.status === 'failed'
-          ? { error: end.error }
+      written.end.status === 'completed'
+        ? { result: written.end.result }
+        : written.end.status === 'failed'
+          ? { error: written.end.error }
           : {};
-    this.#announce(taskId, controller, record, end.status, extra);
+    this.#announce(taskId, controller, record, written.end.status, extra);
     return record;
   }
 

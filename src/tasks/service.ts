@@ -19,7 +19,9 @@ import {
   listEvents,
   listTasks,
   type NewTask,
+  type OutputChunk,
   publicTask,
+  readOutput,
   requestCancel,
   type Task,
   type TaskEventRecord,
@@ -109,6 +111,11 @@ export class TaskService {
     cluster?.handle('task.state', (id) =>
       typeof id === 'string' ? (opts.registry.get(id)?.state ?? null) : null,
     );
+    cluster?.handle('task.output', (body) => {
+      const { id, from } = (body ?? {}) as { id?: unknown; from?: unknown };
+      if (typeof id !== 'string' || typeof from !== 'number') return null;
+      return opts.registry.get(id)?.outputSince(from) ?? null;
+    });
     cluster?.handle('task.cancel', async (id) => {
       const ended = typeof id === 'string' ? opts.runner.cancel(id) : undefined;
       return ended ? await ended : null;
@@ -339,6 +346,50 @@ export class TaskService {
     } catch (err) {
       pubsub.unsubscribe(topic, sub);
       throw err;
+    }
+  }
+
+  // ---- streamed output ----
+
+  /**
+   * A task's output chunks with `from <= index < until`, in pages: the stored ones from the
+   * database, then those only the running node's memory holds (asked over the bus when it runs
+   * elsewhere). The caller checked ownership. Reads one page at a time: pace it by the reader.
+   */
+  async *outputPages(id: string, from: number, until: number, pageSize = 500): AsyncGenerator<OutputChunk[]> {
+    if (from >= until) return;
+    const memory = await this.#outputMemory(id, from);
+    const stored = Math.min(until, memory ? memory.durable : until);
+    let cursor = from;
+    while (cursor < stored) {
+      const page = await readOutput(this.#o.pool, id, cursor, stored, pageSize);
+      if (page.length === 0) break;
+      yield page;
+      cursor = page[page.length - 1].index + 1;
+    }
+    if (!memory) return;
+    const rest = memory.chunks.filter((c) => c.index >= cursor && c.index < until);
+    for (let i = 0; i < rest.length; i += pageSize) yield rest.slice(i, i + pageSize);
+  }
+
+  /** What only memory holds of a running task's output, or null when it runs nowhere alive. */
+  async #outputMemory(id: string, from: number): Promise<{ durable: number; chunks: OutputChunk[] } | null> {
+    const live = this.#o.registry.get(id);
+    if (live) return live.outputSince(from);
+    const row = await getTask(this.#o.pool, id);
+    const cluster = this.#o.pubsub.cluster;
+    if (!row?.node || row.node === this.#o.nodeId || !cluster?.isPeer(row.node)) return null;
+    try {
+      return (await cluster.request(row.node, 'task.output', { id, from }, STATE_TIMEOUT_MS)) as {
+        durable: number;
+        chunks: OutputChunk[];
+      } | null;
+    } catch (err) {
+      this.#o.log.debug(
+        { err, task_id: id, node: row.node },
+        'unsaved output not available; stored output only',
+      );
+      return null;
     }
   }
 

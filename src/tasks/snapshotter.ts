@@ -1,10 +1,11 @@
 // Write-behind snapshots: actors with unsaved progress are collected and written together, one
 // multi-row statement per flush (at most one write per task per interval, whatever the rate of
-// progress). A failed flush keeps the actors dirty and is retried on the next tick.
+// progress). A flush the database can't take keeps the actors dirty for the next tick; one it
+// refuses for a single snapshot is split, so that snapshot never holds back the others.
 
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { type Snapshot, writeSnapshots } from '../db/index.ts';
+import { isDatabaseUnavailable, type Snapshot, writeSnapshots } from '../db/index.ts';
 import type { TaskActor } from './actor.ts';
 
 export interface SnapshotterOptions {
@@ -70,8 +71,24 @@ export class Snapshotter {
       this.#opts.onFlush?.(snapshots.length, performance.now() - started);
     } catch (err) {
       this.failures += 1;
-      for (const actor of actors) this.#dirty.add(actor);
-      this.#opts.log.warn({ err, count: snapshots.length }, 'snapshot flush failed; will retry');
+      if (isDatabaseUnavailable(err) || snapshots.length === 1) {
+        // Unreachable (or a lone one refused): keep them dirty, the next tick tries again.
+        for (const actor of actors) this.#dirty.add(actor);
+        this.#opts.log.warn({ err, count: snapshots.length }, 'snapshot flush failed; will retry');
+        return;
+      }
+      // One refused snapshot must not hold back the others: each alone; the refused stay dirty.
+      await Promise.all(
+        snapshots.map((snap, i) =>
+          writeSnapshots(this.#opts.pool, [snap]).then(
+            () => actors[i].snapshotSaved(snap),
+            (alone: unknown) => {
+              this.#dirty.add(actors[i]);
+              this.#opts.log.warn({ err: alone, task_id: snap.taskId }, 'snapshot refused; will retry');
+            },
+          ),
+        ),
+      );
     }
   }
 

@@ -4,7 +4,7 @@
 // (phx_error), so Phoenix clients rejoin and get the fresh state.
 import type { Logger } from 'pino';
 import type { TaskRecord } from '../db/index.ts';
-import { type ActorHooks, TaskActor } from './actor.ts';
+import { type ActorHooks, type OutputLimits, type PendingOutput, TaskActor } from './actor.ts';
 import type { TaskFeed } from './feed.ts';
 import type { Registry } from './registry.ts';
 
@@ -15,6 +15,9 @@ export interface SupervisorOptions {
   load: (id: string) => Promise<TaskRecord | null>;
   /** Told when an actor has unsaved progress. */
   dirty: (actor: TaskActor) => void;
+  /** Told when an actor has unsaved output. */
+  outputDirty: (actor: TaskActor) => void;
+  outputLimits: OutputLimits;
   /** Told when an actor's state was lost, with its task id (its local subscribers must rejoin). */
   lost: (taskId: string) => void;
 }
@@ -28,14 +31,16 @@ export class Supervisor {
     this.#o = opts;
     this.#hooks = {
       dirty: (actor) => opts.dirty(actor),
+      outputDirty: (actor) => opts.outputDirty(actor),
       crashed: (actor, err) => this.#crashed(actor, err),
     };
   }
 
   /** The actor of a claimed attempt, registered for its task. */
-  start(claimed: TaskRecord, attempt: AbortController): TaskActor {
-    const actor = new TaskActor(claimed, attempt, this.#o.feed, this.#hooks);
+  start(claimed: TaskRecord, attempt: AbortController, carried?: PendingOutput): TaskActor {
+    const actor = new TaskActor(claimed, attempt, this.#o.feed, this.#hooks, this.#o.outputLimits, carried);
     this.#o.registry.register(actor);
+    if (carried?.chunks.length) this.#o.outputDirty(actor);
     return actor;
   }
 
@@ -60,13 +65,15 @@ export class Supervisor {
     );
     const { attempt } = actor;
     const { seq, attempt: attemptNo } = actor.state;
+    // Output already sent to clients but not yet saved goes on with the attempt: no index is reused.
+    const output = actor.pendingOutput();
     this.evict(actor);
     this.#o
       .load(actor.id)
       .then((record) => {
         if (record?.status !== 'running' || record.attempt !== attemptNo) return;
         if (attempt.signal.aborted || this.#o.registry.has(actor.id)) return;
-        this.start({ ...record, seq: Math.max(record.seq, seq) }, attempt);
+        this.start({ ...record, seq: Math.max(record.seq, seq) }, attempt, output);
       })
       .catch((loadErr: unknown) =>
         this.#o.log.error({ err: loadErr, task_id: actor.id }, 'actor restart failed'),

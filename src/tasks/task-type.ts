@@ -23,6 +23,11 @@ export interface TaskContext<Input = Record<string, unknown>> {
   readonly signal: AbortSignal;
   /** Report progress: fraction 0..1 (never decreasing within an attempt) and optional text. */
   progress(fraction: number, message?: string): void;
+  /**
+   * Append a chunk (a string or any JSON value) to the task's streamed output; returns its index
+   * at once (no database on the call). Throws past the output limits (the attempt then fails).
+   */
+  output(chunk: unknown): number;
   readonly log: TaskLogger;
 }
 

@@ -76,6 +76,14 @@ export class FakeTasks {
     return { ok: true, state: tasks };
   };
 
+  /** Output chunks of a task, as if stored (tests fill it). */
+  readonly output = new Map<string, Array<{ index: number; data: unknown; attempt: number }>>();
+
+  outputPages = async function* (this: FakeTasks, id: string, from: number, until: number) {
+    const chunks = (this.output.get(id) ?? []).filter((c) => c.index >= from && c.index < until);
+    for (let i = 0; i < chunks.length; i += 100) yield chunks.slice(i, i + 100);
+  };
+
   leave = (topic: string, sub: TopicSubscriber): void => {
     this.pubsub.unsubscribe(topic, sub);
   };

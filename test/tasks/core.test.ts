@@ -11,6 +11,7 @@ import { Registry, Supervisor, TaskActor, TaskFeed } from '../../src/tasks/index
 import { waitFor } from '../helpers/wait.ts';
 
 const log = pino({ level: 'silent' });
+const LIMITS = { chunkBytes: 1000, maxChunks: 5, maxBytes: 2000 };
 const ID = '01900000-0000-7000-8000-00000000000a';
 
 function record(over: Partial<TaskRecord> = {}): TaskRecord {
@@ -51,10 +52,13 @@ function topics() {
 function actorWith(feed: TaskFeed, over: Partial<TaskRecord> = {}) {
   const dirty: TaskActor[] = [];
   const crashes: unknown[] = [];
-  const actor = new TaskActor(record(over), new AbortController(), feed, {
-    dirty: (a) => dirty.push(a),
-    crashed: (_a, err) => crashes.push(err),
-  });
+  const actor = new TaskActor(
+    record(over),
+    new AbortController(),
+    feed,
+    { dirty: (a) => dirty.push(a), outputDirty: () => {}, crashed: (_a, err) => crashes.push(err) },
+    LIMITS,
+  );
   return { actor, dirty, crashes };
 }
 
@@ -93,6 +97,10 @@ describe('TaskActor', () => {
     state.seq = 99;
     assert.equal(actor.state.progress, 0);
     assert.equal(actor.seq, 1);
+    const task = actor.task;
+    actor.output('a chunk');
+    assert.deepEqual(task.output, { start: 0, next: 0 }, 'a state handed out does not move with the actor');
+    assert.deepEqual(actor.task.output, { start: 0, next: 1 });
     assert.equal('owner' in actor.task, false, 'the public shape has no owner');
   });
 
@@ -200,6 +208,8 @@ describe('Registry and Supervisor', () => {
       log,
       load: async () => record({ seq: 3, progress: 0.3 }),
       dirty: () => {},
+      outputDirty: () => {},
+      outputLimits: LIMITS,
       lost: (id) => lost.push(id),
     });
     const attempt = new AbortController();
@@ -230,6 +240,8 @@ describe('Registry and Supervisor', () => {
         return record({ status: 'completed' });
       },
       dirty: () => {},
+      outputDirty: () => {},
+      outputLimits: LIMITS,
       lost: () => {},
     });
     supervisor.start(record(), new AbortController());

@@ -50,8 +50,16 @@ const FORBIDDEN = json('{"status":403}');
 const UNAVAILABLE = json('{"status":500}');
 const ACK = json('{"status":200}');
 const TIMED_OUT = json('{"status":408}');
-const BAD_REQUEST: LongPollResponse = { status: 400, headers: CORS, body: '' };
-const TOO_LARGE = json('{"status":413}', 413);
+// HTTP errors carry the logical `status` phoenix.js reads (any status but 200 fails the request,
+// as Phoenix's empty body does) and api.md's error body for everyone else.
+const BAD_REQUEST = json(
+  '{"status":400,"error":{"code":"bad_request","message":"a message in the body is malformed"}}',
+  400,
+);
+const TOO_LARGE = json(
+  '{"status":413,"error":{"code":"payload_too_large","message":"the body is larger than the frame limit"}}',
+  413,
+);
 
 function header(req: LongPollRequest, name: string): string | undefined {
   const value = req.headers[name];

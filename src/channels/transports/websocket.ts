@@ -18,12 +18,13 @@ const CLOSE_INVALID_PAYLOAD = 1007;
 /** A socket still not closed this long after we closed it (a reader that stopped reading) is destroyed. */
 const CLOSE_GRACE_MS = 5000;
 const SEC_WEBSOCKET_KEY = /^[+/0-9A-Za-z]{22}==$/;
-const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request',
-  403: 'Forbidden',
-  404: 'Not Found',
-  429: 'Too Many Requests',
-  503: 'Service Unavailable',
+/** A refused upgrade's status line text and api.md error code (Phoenix sends no body; no client reads one). */
+const REFUSAL: Record<number, [text: string, code: string]> = {
+  400: ['Bad Request', 'bad_request'],
+  403: ['Forbidden', 'forbidden'],
+  404: ['Not Found', 'not_found'],
+  429: ['Too Many Requests', 'rate_limited'],
+  503: ['Service Unavailable', 'unavailable'],
 };
 
 export interface WebSocketTransportOptions {
@@ -132,10 +133,15 @@ function endTurn(): void {
   turn.clear();
 }
 
-function refuse(socket: Duplex, status: number): void {
+function refuse(socket: Duplex, status: number, reason: string): void {
   if (socket.destroyed) return;
+  const [text, code] = REFUSAL[status];
+  const body = JSON.stringify({ error: { code, message: reason } });
   socket.once('finish', socket.destroy);
-  socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
 }
 
 function protocolToken(offered: string[]): string | undefined {
@@ -199,13 +205,13 @@ export class WebSocketTransport {
     const path = q === -1 ? url : url.slice(0, q);
     if (path !== WEBSOCKET_PATH) {
       // Nobody else serves upgrades on this server: answer rather than leave the socket hanging.
-      if (this.#o.server.listenerCount('upgrade') === 1) refuse(socket, 404);
+      if (this.#o.server.listenerCount('upgrade') === 1) refuse(socket, 404, 'no WebSocket endpoint here');
       return;
     }
     socket.on('error', ignore);
     this.#upgrade(req, socket, head, q === -1 ? '' : url.slice(q + 1)).catch((err: unknown) => {
       this.#o.endpoint.log.error({ err }, 'websocket upgrade failed');
-      refuse(socket, 403);
+      refuse(socket, 403, 'connect refused');
     });
   };
 
@@ -249,7 +255,7 @@ export class WebSocketTransport {
 
   #refuse(socket: Duplex, status: number, reason: string): void {
     this.#o.endpoint.refusals.refused('websocket', status, reason);
-    refuse(socket, status);
+    refuse(socket, status, reason);
   }
 
   #open(ws: WebSocket, userId: string, serializer: Serializer): void {

@@ -12,12 +12,19 @@ import {
 
 /** What a claim got: an attempt to run, or a rescued task that has no attempt left. */
 export type ClaimResult =
-  | { kind: 'started'; task: TaskRecord; cancelRequested: boolean }
+  | {
+      kind: 'started';
+      task: TaskRecord;
+      cancelRequested: boolean;
+      /** The task has output from an earlier attempt: this one starts its output over (output_reset). */
+      outputReset: boolean;
+    }
   | { kind: 'lost'; task: TaskRecord };
 
 /**
- * A rescued task (its process died mid-attempt) may have sent events past its last snapshot, so
- * its clients saw seqs the database never stored; the next attempt's seq jumps past any of them.
+ * A rescued task (its process died mid-attempt) may have sent events and output past what was
+ * saved, so its clients saw seqs and chunk indexes the database never stored; the next attempt's
+ * seq and output start jump past any of them.
  */
 export const RESCUE_SEQ_GAP = 1_000_000;
 
@@ -38,8 +45,9 @@ export interface Caps {
  * Starts one attempt per job, in ONE statement: status running, attempt + 1, and a `started`
  * audit event. A job whose running attempt was lost (its node died, and the job was handed back)
  * runs that same task again; every other job runs the fairest runnable task that
- * taskwire.pick_tasks() chooses (priority, then owners' turns, within the caps). One result per
- * claim, in order: null when there is nothing to run for it.
+ * taskwire.pick_tasks() chooses (priority, then owners' turns, within the caps). A task with
+ * output from an earlier attempt starts its output over at the next index (past a gap after a
+ * rescue). One result per claim, in order: null when there is nothing to run for it.
  */
 export async function claimAttempts(
   q: Queryable,
@@ -47,7 +55,9 @@ export async function claimAttempts(
   claims: Claim[],
   caps: Caps,
 ): Promise<(ClaimResult | null)[]> {
-  const { rows } = await q.query<TaskRow & { job: string; cancel_requested: boolean; lost: boolean }>({
+  const { rows } = await q.query<
+    TaskRow & { job: string; cancel_requested: boolean; output_reset: boolean; lost: boolean }
+  >({
     name: 'taskwire_claim_attempts',
     text: `with v as (
        select * from jsonb_to_recordset($1::jsonb) as v(ord int, job bigint)
@@ -69,17 +79,24 @@ export async function claimAttempts(
        update taskwire.tasks t
           set status = 'running', attempt = t.attempt + 1, progress = 0,
               seq = t.seq + case when t.status = 'running' then ${RESCUE_SEQ_GAP} else 1 end,
+              output_start = case when o.output_next > o.output_start
+                then o.output_next + case when o.status = 'running' then ${RESCUE_SEQ_GAP} else 0 end
+                else o.output_start end,
+              output_next = case when o.output_next > o.output_start
+                then o.output_next + case when o.status = 'running' then ${RESCUE_SEQ_GAP} else 0 end
+                else o.output_next end,
               message = null, node_id = $2, job_id = c.job, started_at = now(), updated_at = now()
-         from chosen c
-        where t.id = c.id and t.status in ('queued', 'running') and t.attempt < t.max_attempts
-       returning ${prefixed('t')}, c.job, t.cancel_requested_at is not null as cancel_requested, false as lost
+         from chosen c, taskwire.tasks o
+        where t.id = c.id and o.id = c.id and t.status in ('queued', 'running') and t.attempt < t.max_attempts
+       returning ${prefixed('t')}, c.job, t.cancel_requested_at is not null as cancel_requested,
+                 o.output_next > o.output_start as output_reset, false as lost
      ), e as (
        insert into taskwire.task_events (task_id, seq, event, attempt, data)
        select id, seq, 'started', attempt, jsonb_build_object('node', node_id) from t
      )
      select * from t
      union all
-     select ${prefixed('x')}, r.job, false, true from taskwire.tasks x join rescued r on r.id = x.id
+     select ${prefixed('x')}, r.job, false, false, true from taskwire.tasks x join rescued r on r.id = x.id
       where x.attempt >= x.max_attempts`,
     values: [
       JSON.stringify(claims.map((c, ord) => ({ ord, job: c.jobId }))),
@@ -94,7 +111,12 @@ export async function claimAttempts(
     if (!row) return null;
     return row.lost
       ? { kind: 'lost', task: toTaskRecord(row) }
-      : { kind: 'started', task: toTaskRecord(row), cancelRequested: row.cancel_requested };
+      : {
+          kind: 'started',
+          task: toTaskRecord(row),
+          cancelRequested: row.cancel_requested,
+          outputReset: row.output_reset,
+        };
   });
 }
 

@@ -1,6 +1,13 @@
 // HTTP glue for the LongPoll transport: hands raw GET/POST/OPTIONS /socket/longpoll requests to
 // the channels part, which owns the protocol.
 import type { FastifyPluginAsync } from 'fastify';
+import { HttpError } from '../errors.ts';
+
+export const WEBSOCKET_PATH = '/socket/websocket';
+const NOT_AN_UPGRADE = new HttpError(
+  'bad_request',
+  `${WEBSOCKET_PATH} takes WebSocket upgrades only (Connection: Upgrade, Upgrade: websocket)`,
+).body();
 
 export type LongPollHandler = (req: {
   method: string;
@@ -31,12 +38,13 @@ export const socketRoutes: FastifyPluginAsync<{ longPoll: LongPollHandler; bodyL
   };
   app.route({ method: ['GET', 'POST', 'OPTIONS'], url: '/socket/longpoll', handler: handle });
   // A WebSocket upgrade never reaches Fastify (the channels part takes the server's 'upgrade'
-  // event); a plain GET or POST here is a broken upgrade: 400 with an empty body, as Phoenix does.
+  // event); a plain GET or POST here is a broken upgrade: 400, as Phoenix answers (its body is
+  // empty; ours is api.md's error body, which no Phoenix client reads).
   app.route({
     method: ['GET', 'POST'],
-    url: '/socket/websocket',
+    url: WEBSOCKET_PATH,
     handler: (_request, reply) => {
-      reply.code(400).send();
+      reply.code(400).send(NOT_AN_UPGRADE);
     },
   });
 };

@@ -9,9 +9,15 @@ import {
   TASK_STATUSES,
   type TaskStatus,
 } from '../../contract/index.ts';
+import {
+  escapeUnstorable,
+  findUnstorable,
+  isStorableString,
+  MAX_JSON_DEPTH,
+} from '../../contract/storable.ts';
 import type { TaskService } from '../../tasks/index.ts';
 import { bearerAuth } from '../auth-hook.ts';
-import { HttpError, validationFailed } from '../errors.ts';
+import { type FieldDetail, HttpError, validationFailed } from '../errors.ts';
 import type { RateLimiter } from '../rate-limit.ts';
 
 export interface TaskRoutesOptions {
@@ -87,6 +93,25 @@ function single(value: unknown): string | undefined {
       : undefined;
 }
 
+const UNSTORABLE = 'contains NUL (\\u0000) or a lone UTF-16 surrogate, which PostgreSQL cannot store';
+
+/**
+ * The first string of a request body that PostgreSQL can't store, as a field detail: its path
+ * from the body's top level (`a.b.0`), with the offending characters shown as escapes.
+ */
+export function unstorableField(body: unknown): FieldDetail | undefined {
+  const place = findUnstorable(body);
+  if (!place) return undefined;
+  const path = place.path.map((p) => escapeUnstorable(String(p)));
+  if (place.in === 'depth') {
+    return { field: path[0] ?? 'body', message: `nests deeper than ${MAX_JSON_DEPTH} levels` };
+  }
+  return {
+    field: path.join('.') || 'body',
+    message: place.in === 'key' ? `is a key that ${UNSTORABLE}` : UNSTORABLE,
+  };
+}
+
 function parseListQuery(query: Record<string, unknown>) {
   const fields: { field: string; message: string }[] = [];
   const status = single(query.status);
@@ -96,6 +121,7 @@ function parseListQuery(query: Record<string, unknown>) {
   const type = single(query.type);
   if (type !== undefined && (type.length === 0 || type.length > 64))
     fields.push({ field: 'type', message: 'must be 1..64 characters' });
+  else if (type !== undefined && !isStorableString(type)) fields.push({ field: 'type', message: UNSTORABLE });
   const rawLimit = single(query.limit);
   const limit = rawLimit === undefined ? 20 : Number(rawLimit);
   if (!Number.isInteger(limit) || limit < 1 || limit > 100)
@@ -131,6 +157,12 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, opt
     ) {
       throw validationFailed([{ field: 'Idempotency-Key', message: 'must be 1..255 characters' }]);
     }
+    // Rejected, not repaired: a client's own input is stored exactly as sent, or not at all.
+    if (idempotencyKey !== undefined && !isStorableString(idempotencyKey)) {
+      throw validationFailed([{ field: 'Idempotency-Key', message: UNSTORABLE }]);
+    }
+    const unstorable = unstorableField(body);
+    if (unstorable) throw validationFailed([unstorable]);
     const wait = opts.createLimiter.hit(request.userId);
     if (wait > 0) {
       throw new HttpError('rate_limited', 'too many tasks created; slow down', { retry_after_ms: wait });
