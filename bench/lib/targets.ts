@@ -79,6 +79,11 @@ export interface RunningTarget {
   stats(): Promise<TargetStats>;
   /** Row writes of the target's database so far (taskwire only). */
   dbWrites(): Promise<DbWrites | undefined>;
+  /**
+   * Pickup of first attempts, from the task rows (taskwire only): created (the create's
+   * transaction) to started (the claim's), so the claim's own statement is inside it.
+   */
+  pickupMs(): Promise<{ p50: number; p99: number; max: number } | undefined>;
   /** Starts V8's sampling CPU profiler inside the server (the measured window only). */
   profileStart(): Promise<void>;
   /** Stops it and writes the .cpuprofile; returns its path. */
@@ -271,6 +276,15 @@ export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> 
         queue: by('graphile_worker'),
       };
     },
+    async pickupMs() {
+      const { rows } = await statsPool.query<{ p50: number; p99: number; max: number }>(
+        `select percentile_cont(0.5) within group (order by ms) as p50,
+                percentile_cont(0.99) within group (order by ms) as p99, max(ms) as max
+           from (select extract(epoch from started_at - inserted_at) * 1000 as ms
+                   from taskwire.tasks where attempt = 1 and started_at is not null) s`,
+      );
+      return rows[0]?.p50 === null ? undefined : rows[0];
+    },
     async stop() {
       http.close();
       await statsPool.end().catch(() => {});
@@ -347,6 +361,7 @@ export async function startPeer(opts: StartOptions): Promise<RunningTarget> {
       return { sockets: res.body?.sockets ?? 0, active: counts.active, completed: counts.completed };
     },
     dbWrites: async () => undefined,
+    pickupMs: async () => undefined,
     async stop() {
       http.close();
       const code = await child.stop(15_000);
