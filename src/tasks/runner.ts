@@ -19,7 +19,7 @@ import {
   type TaskRecord,
   withTransaction,
 } from '../db/index.ts';
-import { addWakeups, enqueueTaskJob, type QueueJob } from '../queue/index.ts';
+import { addWakeups, enqueueTaskJob, type QueueJob, sweepWakeups } from '../queue/index.ts';
 import type { Transition } from './actor.ts';
 import {
   AttemptTimeoutError,
@@ -187,7 +187,7 @@ export class Runner {
    * wake-up lost with a process, or spent while a cap was full), adds up to `count`.
    */
   async sweep(count: number): Promise<void> {
-    if (count > 0) await addWakeups(this.#o.pool, count, true);
+    if (count > 0) await sweepWakeups(this.#o.pool, count, this.#caps);
   }
 
   /** Attempts running on this node. */
