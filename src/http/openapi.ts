@@ -189,7 +189,7 @@ const DESCRIPTION = `Long-running tasks with live progress.
 **Live progress** goes over the Phoenix Channels protocol (not described by OpenAPI): WebSocket
 \`/socket/websocket\` (LongPoll \`/socket/longpoll\`) with connect param \`token\`, topic
 \`task:<task_id>\`, join reply \`{"task": <task>}\`, events \`started\`, \`progress\`, \`retrying\`,
-\`completed\`, \`failed\`, \`cancelled\` with payload \`{task_id, status, progress, message, seq,
+\`completed\`, \`failed\`, \`cancelled\`, \`retried\` with payload \`{task_id, status, progress, message, seq,
 attempt, at}\`. The \`taskwire/client\` SDK and \`npx taskwire\` CLI speak it for you.
 
 Errors are always \`{"error": {"code", "message", ...details}}\`, on every path: an unknown path is

@@ -157,3 +157,40 @@ describe('bad scheduling options are 422 naming the field, and write nothing', (
     assert.deepEqual(error.details.map((d: { field: string }) => d.field).sort(), ['delay_ms', 'run_at']);
   });
 });
+
+describe('retry backoff', () => {
+  test('a failed attempt’s next one waits for its retry time even while other wake-ups come', async () => {
+    const r = await startTestServer({
+      config: { concurrency: 4, retryBaseMs: 1500, retryMaxMs: 1500 },
+      tasks: [
+        defineTask({
+          name: 'once-failing',
+          run(ctx) {
+            started.set(`${ctx.taskId}:${ctx.attempt}`, Date.now());
+            if (ctx.attempt === 1) throw new Error('first attempt fails');
+            return null;
+          },
+        }),
+        quick,
+      ],
+    });
+    try {
+      const token = await r.token('alice');
+      const task = await r.createTask(token, { type: 'once-failing' });
+      await waitFor(() => started.has(`${task.task_id}:1`), 'the first attempt');
+      // Other tasks' wake-ups keep coming while the failed one waits for its backoff.
+      for (let i = 0; i < 20; i++) {
+        await r.createTask(token, { type: 'quick' });
+        await new Promise((res) => setTimeout(res, 25));
+      }
+      await r.waitForStatus(token, task.task_id, ['completed'], 10_000);
+      const gap = started.get(`${task.task_id}:2`)! - started.get(`${task.task_id}:1`)!;
+      assert.ok(
+        gap >= 1450,
+        `the second attempt started ${gap} ms after the first, not before its retry time`,
+      );
+    } finally {
+      await r.stop();
+    }
+  });
+});

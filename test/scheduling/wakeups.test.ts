@@ -41,7 +41,7 @@ test('a task that could start but has no job is started by the sweep', async () 
   const task = await t.createTask(alice, { type: 'held', delay_ms: 600_000 });
   // Its start time comes, and its wake-up is gone (as if lost with a process).
   await t.server.pool.query(
-    "update taskwire.tasks set scheduled_at = now() - interval '1 second' where id = $1",
+    "update taskwire.tasks set not_before = now() - interval '1 second' where id = $1",
     [task.task_id],
   );
   await t.server.pool.query('delete from graphile_worker._private_jobs where key = $1', [task.task_id]);

@@ -7,15 +7,18 @@
 -- among tasks of equal priority whatever their backlogs.
 -- job_id: the queue job the running attempt holds; when its node dies the job is offered again
 -- and whoever takes it runs that same task again (a rescue), so its slot frees only then.
+-- not_before: a queued task may not start before this (null: now): the `scheduled_at` it was
+-- created with, or the time of its next attempt after a failed one (retry backoff).
 alter table taskwire.tasks
   add column vtime bigint not null default 0,
-  add column job_id bigint;
+  add column job_id bigint,
+  add column not_before timestamptz;
 
 -- What may run next: the highest priority, then the owners' turns, then age.
 create index tasks_queued_order_idx on taskwire.tasks (priority desc, vtime, id) where status = 'queued';
 
 -- Picks up to k queued tasks that may start now, fairest first, and locks them (FOR UPDATE SKIP
--- LOCKED): due (scheduled_at passed), priority first, then turns. With caps (user_cap: running
+-- LOCKED): due (not_before passed), priority first, then turns. With caps (user_cap: running
 -- tasks per owner, null for none; type_caps: {type: cap}) an owner or type at its cap is passed
 -- over; running counts come from the rows of running attempts (a dead node's count until they are
 -- rescued). Claims with caps take one transaction-level lock so that two nodes never both take
@@ -39,7 +42,7 @@ begin
   if user_cap is null and (type_caps is null or type_caps = '{}'::jsonb) then
     return query
       select t.id from taskwire.tasks t
-       where t.status = 'queued' and (t.scheduled_at is null or t.scheduled_at <= now())
+       where t.status = 'queued' and (t.not_before is null or t.not_before <= now())
        order by t.priority desc, t.vtime, t.id
        limit k
        for update skip locked;
@@ -58,7 +61,7 @@ begin
   end if;
   while cardinality(picked) < k loop
     select t.id, t.owner, t.type into r from taskwire.tasks t
-     where t.status = 'queued' and (t.scheduled_at is null or t.scheduled_at <= now())
+     where t.status = 'queued' and (t.not_before is null or t.not_before <= now())
        and t.owner <> all (capped_owners) and t.type <> all (capped_types) and t.id <> all (picked)
      order by t.priority desc, t.vtime, t.id
      limit 1

@@ -195,7 +195,8 @@ export async function retryAttempt(q: Queryable, r: AttemptRetry): Promise<TaskR
     name: 'taskwire_retry_attempt',
     text: `with t as (
        update taskwire.tasks
-          set status = 'queued', seq = greatest(seq + 1, $3), progress = $4, message = $5, error = $6, updated_at = now()
+          set status = 'queued', seq = greatest(seq + 1, $3), progress = $4, message = $5, error = $6,
+              not_before = $7::timestamptz, updated_at = now()
         where id = $1 and attempt = $2 and status = 'running'
        returning ${TASK_COLUMNS}
      ), e as (
@@ -221,7 +222,7 @@ export async function releaseAttempt(
     `with t as (
        update taskwire.tasks
           set status = 'queued', attempt = attempt - 1, seq = greatest(seq + 1, $3), progress = $4, message = $5,
-              updated_at = now()
+              not_before = null, updated_at = now()
         where id = $1 and attempt = $2 and status = 'running'
        returning ${TASK_COLUMNS}
      ), e as (

@@ -1,5 +1,5 @@
 // Why a queued task waits, and how many wait for each reason (api.md "Fair scheduling"): its
-// start time has not come (`scheduled`), its owner or its type is at its cap of running tasks
+// start time (scheduled_at, or its next attempt's after a failed one) has not come (`scheduled`), its owner or its type is at its cap of running tasks
 // (`user_limit`, `type_limit`), or it waits for a free worker and its turn (`turn`). Read at the
 // time of asking, from the rows of running attempts, as the claim counts them.
 
@@ -10,7 +10,7 @@ export type WaitReason = 'scheduled' | 'user_limit' | 'type_limit' | 'turn';
 export const WAIT_REASONS: readonly WaitReason[] = ['scheduled', 'user_limit', 'type_limit', 'turn'];
 
 const REASON = `case
-    when q.scheduled_at > now() then 'scheduled'
+    when q.not_before > now() then 'scheduled'
     when $1::int is not null and (select count(*) from taskwire.tasks r
                                    where r.owner = q.owner and r.status = 'running') >= $1::int then 'user_limit'
     when ($2::jsonb ->> q.type) is not null and (select count(*) from taskwire.tasks r
@@ -52,14 +52,14 @@ export async function waitingCounts(q: Queryable, caps: Caps): Promise<WaitingCo
          select type, count(*) as n from taskwire.tasks where status = 'running' group by type
        ), reasons as (
          select case
-             when q.scheduled_at > now() then 'scheduled'
+             when q.not_before > now() then 'scheduled'
              when $1::int is not null and coalesce(ro.n, 0) >= $1::int then 'user_limit'
              when ($2::jsonb ->> q.type) is not null and coalesce(rt.n, 0) >= ($2::jsonb ->> q.type)::int
                then 'type_limit'
              else 'turn'
            end as reason,
-           case when q.scheduled_at > now() then extract(epoch from now() - q.inserted_at)
-                else extract(epoch from now() - greatest(q.inserted_at, coalesce(q.scheduled_at, q.inserted_at)))
+           case when q.not_before > now() then extract(epoch from now() - q.inserted_at)
+                else extract(epoch from now() - greatest(q.inserted_at, coalesce(q.not_before, q.inserted_at)))
            end as waited
          from taskwire.tasks q
          left join running_owners ro on ro.owner = q.owner

@@ -11,7 +11,7 @@ const ADD = `select graphile_worker.add_jobs(array_agg(row($1::text, '{}'::json,
 
 const AFTER_END = `${ADD}
  where exists (select 1 from taskwire.tasks
-                where status = 'queued' and (scheduled_at is null or scheduled_at <= now()))
+                where status = 'queued' and (not_before is null or not_before <= now()))
 having count(*) > 0`;
 
 const SWEEP = `with capped_owners as (
@@ -24,7 +24,7 @@ const SWEEP = `with capped_owners as (
 ${ADD}
  where not exists (select 1 from graphile_worker._private_jobs j where j.is_available and j.run_at <= now())
    and exists (select 1 from taskwire.tasks q
-                where q.status = 'queued' and (q.scheduled_at is null or q.scheduled_at <= now())
+                where q.status = 'queued' and (q.not_before is null or q.not_before <= now())
                   and q.owner not in (select owner from capped_owners)
                   and q.type not in (select type from capped_types))
 having count(*) > 0`;

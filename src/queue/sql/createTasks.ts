@@ -33,8 +33,9 @@ with input as (
     from input i join owners o on o.owner = i.owner
 ), t as (
   insert into taskwire.tasks (id, owner, type, status, input, max_attempts, idempotency_key, priority,
-                              scheduled_at, vtime)
-  select id, owner, type, 'queued', input, max_attempts, idempotency_key, priority, scheduled_at, vtime
+                              scheduled_at, not_before, vtime)
+  select id, owner, type, 'queued', input, max_attempts, idempotency_key, priority, scheduled_at,
+         scheduled_at, vtime
     from numbered
   on conflict (owner, idempotency_key) where idempotency_key is not null do nothing
   returning ${TASK_COLUMNS}

@@ -19,7 +19,7 @@ with old as (
   update taskwire.tasks t
      set status = 'queued', max_attempts = old.attempt + old.budget, seq = t.seq + 1, progress = 0,
          message = null, result = null, error = null, cancel_requested_at = null, finished_at = null,
-         scheduled_at = null, vtime = (select v from frontier), updated_at = now()
+         scheduled_at = null, not_before = null, vtime = (select v from frontier), updated_at = now()
     from old
    where t.id = old.id
   returning ${TASK_COLUMNS.split(', ')
