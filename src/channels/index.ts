@@ -3,6 +3,7 @@
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import { OriginPolicy, type Tokens } from '../auth/index.ts';
+import type { Cluster } from '../bus/index.ts';
 import type { Config } from '../config/index.ts';
 import { Router } from './router.ts';
 import { Counters, DrainWatch, Session, type SessionLimits, type Transport } from './session.ts';
@@ -36,6 +37,8 @@ export interface ChannelsOptions {
     | 'maxMessagesPerSecond'
   >;
   log: Logger;
+  /** The cluster (absent for a lone node): LongPoll requests for another node's session go there. */
+  cluster?: Pick<Cluster, 'nodeId' | 'request' | 'handle' | 'isPeer'>;
 }
 
 export interface Channels {
@@ -50,6 +53,26 @@ export interface Channels {
 }
 
 const CLOSE_SERVICE_RESTART = 1012;
+const LONGPOLL_OP = 'longpoll';
+const LONGPOLL_GONE: LongPollResponse = {
+  status: 200,
+  headers: { 'access-control-allow-origin': '*', 'content-type': 'application/json; charset=utf-8' },
+  body: '{"status":410}',
+};
+
+/** A LongPoll request as another node forwards it (anything else on the bus is dropped). */
+function isLongPollRequest(value: unknown): value is LongPollRequest {
+  const r = value as LongPollRequest;
+  return (
+    typeof r === 'object' &&
+    r !== null &&
+    typeof r.method === 'string' &&
+    typeof r.url === 'string' &&
+    typeof r.headers === 'object' &&
+    r.headers !== null &&
+    (r.body === undefined || r.body === null || typeof r.body === 'string')
+  );
+}
 
 export function attachChannels(opts: ChannelsOptions): Channels {
   const { config, tokens } = opts;
@@ -86,11 +109,31 @@ export function attachChannels(opts: ChannelsOptions): Channels {
     maxFrameBytes: config.maxFrameBytes,
     idleTimeoutMs: config.socketIdleTimeoutMs,
   });
+  const { cluster } = opts;
   const longPoll = new LongPollTransport({
     endpoint,
     windowMs: config.longPollWindowMs,
     maxBodyBytes: config.maxFrameBytes,
+    node: cluster?.nodeId,
+    forward: cluster
+      ? async (node, req) => {
+          if (!cluster.isPeer(node)) return LONGPOLL_GONE; // that node is gone: start a new session
+          try {
+            return (await cluster.request(
+              node,
+              LONGPOLL_OP,
+              req,
+              config.longPollWindowMs + 5000,
+            )) as LongPollResponse;
+          } catch (err) {
+            log.debug({ err, node }, 'forwarded LongPoll request failed');
+            return LONGPOLL_GONE;
+          }
+        }
+      : undefined,
   });
+  // The other side: requests other nodes received for sessions held here.
+  cluster?.handle(LONGPOLL_OP, (req) => (isLongPollRequest(req) ? longPoll.handle(req) : LONGPOLL_GONE));
 
   return {
     longPoll: (req) => longPoll.handle(req),

@@ -264,7 +264,7 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
       maxStreamBufferBytes: config.socketHardBufferBytes,
     });
     cleanups.push(() => app.close());
-    channels = attachChannels({ server: app.server, tasks: service, tokens, config, log });
+    channels = attachChannels({ server: app.server, tasks: service, tokens, config, log, cluster });
     cleanups.push(() => channels!.close(1012, 'server stopped'));
 
     // TASKWIRE_CONCURRENCY=0: a node that serves the API and sockets but runs no jobs.

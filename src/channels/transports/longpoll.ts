@@ -26,6 +26,13 @@ export interface LongPollTransportOptions {
   windowMs: number;
   /** POST bodies above this get HTTP 413. */
   maxBodyBytes: number;
+  /** This node's id: written into session tokens, so any node can tell whose session it is. */
+  node?: string;
+  /**
+   * Hands a request for another node's session to that node (over the bus) and returns its answer.
+   * Without it (one node), such a request gets 410 and the client starts a new session.
+   */
+  forward?: (node: string, req: LongPollRequest) => Promise<LongPollResponse>;
 }
 
 const SESSION_PREFIX = 'lp1.';
@@ -172,6 +179,10 @@ export class LongPollTransport {
     const q = req.url.indexOf('?');
     const search = new URLSearchParams(q === -1 ? '' : req.url.slice(q + 1));
     const presented = this.#sessionToken(req, search);
+    // A session of another node (several processes behind one port, or machines behind a balancer
+    // without sticky routing): the node that holds it answers.
+    const owner = presented === undefined ? undefined : this.#foreignNode(presented);
+    if (owner !== undefined) return this.#o.forward ? this.#o.forward(owner, req) : GONE;
     if (method === 'POST') {
       const lp = presented === undefined ? undefined : this.#lookup(presented);
       return lp ? this.#post(lp, req) : GONE;
@@ -211,9 +222,24 @@ export class LongPollTransport {
     return createHmac('sha256', this.#key).update(id).digest('base64url');
   }
 
+  /** `lp1.<node>.<id>.<signature of node.id>`, the node as base64url. */
   #newToken(): string {
-    const id = randomBytes(18).toString('base64url');
-    return `${SESSION_PREFIX}${id}.${this.#sign(id)}`;
+    const signed = `${this.#tag}.${randomBytes(18).toString('base64url')}`;
+    return `${SESSION_PREFIX}${signed}.${this.#sign(signed)}`;
+  }
+
+  get #tag(): string {
+    return Buffer.from(this.#o.node ?? '').toString('base64url');
+  }
+
+  /** The node named by a session token when it is not this one (its signature is that node's to check). */
+  #foreignNode(token: string): string | undefined {
+    if (!token.startsWith(SESSION_PREFIX)) return undefined;
+    const end = token.indexOf('.', SESSION_PREFIX.length);
+    if (end === -1) return undefined;
+    const tag = token.slice(SESSION_PREFIX.length, end);
+    if (tag === this.#tag || !/^[A-Za-z0-9_-]{1,400}$/.test(tag)) return undefined;
+    return Buffer.from(tag, 'base64url').toString('utf8');
   }
 
   /**
