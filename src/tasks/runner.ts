@@ -19,7 +19,7 @@ import {
   type TaskRecord,
   withTransaction,
 } from '../db/index.ts';
-import { addWakeups, enqueueTaskJob, type QueueJob, sweepWakeups } from '../queue/index.ts';
+import { addWakeups, enqueueTaskJob, type FreedSlot, type QueueJob, sweepWakeups } from '../queue/index.ts';
 import type { Transition } from './actor.ts';
 import {
   AttemptTimeoutError,
@@ -95,7 +95,7 @@ export class Runner {
   readonly #claims: GroupCommit<Claim, ClaimResult | null>;
   readonly #ends: GroupCommit<AttemptEnd, TaskRecord | null>;
   /** Wake-ups for tasks a cap held back, added when an attempt frees a slot (one statement per turn). */
-  readonly #wakeups: GroupCommit<number, undefined>;
+  readonly #wakeups: GroupCommit<FreedSlot, undefined>;
   readonly #caps: Caps;
 
   constructor(opts: RunnerOptions) {
@@ -103,12 +103,9 @@ export class Runner {
     this.#caps = { user: opts.userConcurrency, types: opts.types.caps() };
     this.#claims = new GroupCommit((claims) => claimAttempts(opts.pool, opts.nodeId, claims, this.#caps));
     this.#ends = new GroupCommit((ends) => finishAttempts(opts.pool, ends));
-    this.#wakeups = new GroupCommit(async (counts) => {
-      await addWakeups(
-        opts.pool,
-        counts.reduce((a, b) => a + b, 0),
-      );
-      return counts.map(() => undefined);
+    this.#wakeups = new GroupCommit(async (freed) => {
+      await addWakeups(opts.pool, freed, this.#caps);
+      return freed.map(() => undefined);
     });
   }
 
@@ -177,7 +174,7 @@ export class Runner {
    */
   #freed(task: TaskRecord): void {
     if (this.#caps.user === null && this.#caps.types[task.type] === undefined) return;
-    this.#wakeups.submit(1).catch((err: unknown) => {
+    this.#wakeups.submit({ owner: task.owner, type: task.type }).catch((err: unknown) => {
       this.#o.log.warn({ err }, 'could not add a wake-up after an attempt ended; the sweep will');
     });
   }

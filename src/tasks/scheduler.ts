@@ -74,10 +74,9 @@ export class Scheduler {
     if (!tick) return;
     const wait = tick.getTime() - Date.now();
     if (wait > MAX_TIMER_MS) {
-      this.#timers.set(
-        type,
-        setTimeout(() => this.#arm(type, schedule, after), MAX_TIMER_MS),
-      );
+      const later = setTimeout(() => this.#arm(type, schedule, after), MAX_TIMER_MS);
+      later.unref();
+      this.#timers.set(type, later);
       return;
     }
     const timer = setTimeout(

@@ -64,3 +64,28 @@ test('a task held back by a cap gets no wake-up from the sweep, and one when a s
   await t.waitForStatus(alice, second.task_id, ['running'], 3000);
   await t.api(alice, 'POST', `/api/tasks/${second.task_id}/cancel`);
 });
+
+test('a capped owner’s backlog moves at the pace of its slots, not of the sweep', async () => {
+  const quick = defineTask({
+    name: 'quick',
+    run: () => new Promise((resolve) => setTimeout(() => resolve(null), 50)),
+  });
+  // The sweep runs once a minute here: only the wake-ups added as slots free can move the backlog.
+  const s = await startTestServer({
+    config: { userConcurrency: 2, heartbeatIntervalMs: 60_000, concurrency: 10 },
+    tasks: [quick],
+  });
+  try {
+    const token = await s.token('carol');
+    const from = Date.now();
+    const ids = await Promise.all(
+      Array.from({ length: 20 }, async () => (await s.createTask(token, { type: 'quick' })).task_id),
+    );
+    for (const id of ids) await s.waitForStatus(token, id, ['completed'], 10_000);
+    const took = Date.now() - from;
+    console.log(`20 tasks of 50 ms, 2 at a time: ${took} ms`);
+    assert.ok(took < 5000, `the backlog took ${took} ms`);
+  } finally {
+    await s.stop();
+  }
+});
