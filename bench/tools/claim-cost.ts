@@ -62,7 +62,7 @@ try {
   console.log(`backlog: ${backlog} queued tasks of alice (20 running), 1 of bob behind them; k = ${k}`);
   await time('no caps', null);
   await time('TASKWIRE_USER_CONCURRENCY=100 (alice under her cap)', 100);
-  await time('TASKWIRE_USER_CONCURRENCY=20 (alice at her cap: scans past her backlog)', 20);
+  await time('TASKWIRE_USER_CONCURRENCY=20 (alice at her cap, her backlog ahead of bob)', 20);
 } finally {
   await pool.end();
   await db.drop();

@@ -89,3 +89,23 @@ test('a capped owner’s backlog moves at the pace of its slots, not of the swee
     await s.stop();
   }
 });
+
+test('an owner at its cap with a long backlog ahead does not hold another owner back', async () => {
+  const dave = await t.token('dave');
+  const erin = await t.token('erin');
+  const backlog = await Promise.all(
+    Array.from({ length: 150 }, async () => (await t.createTask(dave, { type: 'held' })).task_id),
+  );
+  await waitFor(
+    async () => (await t.api(dave, 'GET', `/api/tasks/${backlog[0]}`)).body.status === 'running',
+    'dave at his cap',
+  );
+  // erin's task, of a lower priority, comes after dave's 149 queued ones in the order (more than a
+  // claim reads ahead): dave's are held back by his cap, so erin's runs.
+  const from = Date.now();
+  const task = await t.createTask(erin, { type: 'held', priority: -1 });
+  await t.waitForStatus(erin, task.task_id, ['running'], 5000);
+  console.log(`erin's task started ${Date.now() - from} ms after it was queued, behind 149 of dave's`);
+  for (const id of [task.task_id, ...backlog])
+    await t.service.cancel(id === task.task_id ? 'erin' : 'dave', id);
+});

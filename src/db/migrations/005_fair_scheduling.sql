@@ -16,13 +16,19 @@ alter table taskwire.tasks
 
 -- What may run next: the highest priority, then the owners' turns, then age.
 create index tasks_queued_order_idx on taskwire.tasks (priority desc, vtime, id) where status = 'queued';
+-- Each owner's next queued task: how a claim with caps finds the owners not held back when the
+-- head of the order above is all held back (an owner at its cap with a long backlog).
+create index tasks_queued_owner_idx on taskwire.tasks (owner, priority desc, vtime, id) where status = 'queued';
 
 -- Picks up to k queued tasks that may start now, fairest first, and locks them (FOR UPDATE SKIP
 -- LOCKED): due (not_before passed), priority first, then turns. With caps (user_cap: running
 -- tasks per owner, null for none; type_caps: {type: cap}) an owner or type at its cap is passed
 -- over; running counts come from the rows of running attempts (a dead node's count until they are
 -- rescued). Claims with caps take one transaction-level lock so that two nodes never both take
--- the last slot of an owner; claims without caps take none.
+-- the last slot of an owner; claims without caps take none. With caps, the head of the order (at
+-- most SCAN rows) is read first; when all of it is held back, each owner's next task is read
+-- instead (one index probe per owner with queued tasks), so a capped owner's long backlog ahead
+-- of the others costs a claim one probe, not a pass over the backlog.
 create function taskwire.pick_tasks(k int, user_cap int, type_caps jsonb)
 returns table (task_id uuid)
 language plpgsql volatile as $$
@@ -32,7 +38,11 @@ declare
   picked uuid[] := '{}';
   owner_used jsonb := '{}';
   type_used jsonb := '{}';
+  passed uuid[] := '{}';
   r record;
+  chosen record;
+  scanned int;
+  scan constant int := 64;
   used int;
   tcap int;
 begin
@@ -60,13 +70,53 @@ begin
              group by t.type having count(*) >= (type_caps ->> t.type)::int) c;
   end if;
   while cardinality(picked) < k loop
-    select t.id, t.owner, t.type into r from taskwire.tasks t
-     where t.status = 'queued' and (t.not_before is null or t.not_before <= now())
-       and t.owner <> all (capped_owners) and t.type <> all (capped_types) and t.id <> all (picked)
-     order by t.priority desc, t.vtime, t.id
-     limit 1
-     for update skip locked;
-    exit when not found;
+    chosen := null;
+    scanned := 0;
+    for r in
+      select t.id, t.owner, t.type from taskwire.tasks t
+       where t.status = 'queued' and (t.not_before is null or t.not_before <= now())
+         and t.id <> all (picked) and t.id <> all (passed)
+       order by t.priority desc, t.vtime, t.id
+       limit scan
+    loop
+      scanned := scanned + 1;
+      continue when r.owner = any (capped_owners) or r.type = any (capped_types);
+      perform 1 from taskwire.tasks t where t.id = r.id and t.status = 'queued' for update skip locked;
+      if found then
+        chosen := r;
+        exit;
+      end if;
+      passed := passed || r.id; -- another claim holds it
+    end loop;
+    if chosen is null and scanned >= scan then
+      -- All of the head is held back: the next task of each owner not at its cap, the fairest.
+      for r in
+        with recursive owners(owner) as (
+          (select t.owner from taskwire.tasks t where t.status = 'queued' order by t.owner limit 1)
+          union all
+          select (select t.owner from taskwire.tasks t where t.status = 'queued' and t.owner > o.owner
+                   order by t.owner limit 1)
+            from owners o where o.owner is not null
+        )
+        select c.id, c.owner, c.type from owners o cross join lateral (
+          select t.id, t.owner, t.type, t.priority, t.vtime from taskwire.tasks t
+           where t.owner = o.owner and t.status = 'queued' and (t.not_before is null or t.not_before <= now())
+             and t.type <> all (capped_types) and t.id <> all (picked) and t.id <> all (passed)
+           order by t.priority desc, t.vtime, t.id
+           limit 1) c
+         where o.owner is not null and o.owner <> all (capped_owners)
+         order by c.priority desc, c.vtime, c.id
+      loop
+        perform 1 from taskwire.tasks t where t.id = r.id and t.status = 'queued' for update skip locked;
+        if found then
+          chosen := r;
+          exit;
+        end if;
+        passed := passed || r.id;
+      end loop;
+    end if;
+    exit when chosen is null;
+    r := chosen;
     picked := picked || r.id;
     if user_cap is not null then
       used := coalesce((owner_used ->> r.owner)::int,
