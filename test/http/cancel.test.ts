@@ -91,7 +91,8 @@ describe('POST /api/tasks/:id/cancel', () => {
     assert.equal(res.body.error, null);
     assert.equal(res.body.result, null);
     assert.ok(res.body.progress > 0 && res.body.progress < 1, `progress ${res.body.progress}`);
-    const trail = await events(blocker.task_id);
+    // Progress checkpoints may sit in between, as the snapshotter's timing falls.
+    const trail = (await events(blocker.task_id)).filter((e) => e.event !== 'progress');
     assert.deepEqual(
       trail.map((e) => e.event),
       ['created', 'started', 'cancelled'],
@@ -118,7 +119,7 @@ describe('POST /api/tasks/:id/cancel', () => {
     assert.equal(b.status, 'cancelled');
     assert.equal(b.attempt, 1);
     assert.deepEqual(
-      (await events(blocker.task_id)).map((e) => e.event),
+      (await events(blocker.task_id)).map((e) => e.event).filter((e) => e !== 'progress'),
       ['created', 'started', 'cancelled'],
     );
     assert.equal(await jobsFor(blocker.task_id), 0);
