@@ -39,8 +39,78 @@ const COMMON = {
     2,
     'measure a target again (up to this many times) when other work used > 25% of a core meanwhile',
   ),
+  variant: list(
+    'measure taskwire once per variant, in one run: NAME=ROOT[,KEY=VALUE...] (a checkout, e.g. a `git ' +
+      'archive` of main, and server env); ratios are to the first variant (repeatable)',
+  ),
+  rounds: int(1, 'with --variant: measure the variants in turn this many times; the median run is kept'),
   help: bool(false, 'this help'),
 } satisfies FlagSpec;
+
+interface Variant {
+  name: string;
+  root: string;
+  env: Record<string, string>;
+}
+
+function parseVariant(spec: string): Variant {
+  const eq = spec.indexOf('=');
+  if (eq < 1) throw new UsageError(`--variant wants NAME=ROOT[,KEY=VALUE...], got ${spec}`);
+  const [root, ...pairs] = spec.slice(eq + 1).split(',');
+  const env: Record<string, string> = {};
+  for (const pair of pairs) {
+    const at = pair.indexOf('=');
+    if (at < 1) throw new UsageError(`--variant ${spec}: ${pair} is not KEY=VALUE`);
+    env[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return { name: spec.slice(0, eq), root: path.resolve(root || '.'), env };
+}
+
+/**
+ * `--variant`: the same scenario against taskwire several ways (checkouts, settings), in turns,
+ * so that before/after figures come from one run on the same machine state. Prints one column per
+ * variant and each one's ratio to the first.
+ */
+async function runVariants(
+  scenario: Scenario<any>,
+  flags: Record<string, any>,
+  ctx: Ctx,
+  variants: Variant[],
+  report: RunReport,
+): Promise<boolean> {
+  const key = scenario.ratioNames.at(-1) ?? '';
+  const runs = new Map<string, RunReport['figures']['taskwire'][]>();
+  const baseEnv = ctx.serverEnv;
+  let failed = false;
+  for (let round = 0; round < Math.max(1, flags.rounds as number); round++) {
+    for (const v of variants) {
+      await waitQuiet(flags.quietBelow as number, ctx.log);
+      ctx.log(`variant ${v.name} (round ${round + 1}): ${v.root} ${JSON.stringify(v.env)}`);
+      try {
+        const measured = await scenario.measure('taskwire', flags, {
+          ...ctx,
+          taskwireRoot: v.root,
+          serverEnv: { ...baseEnv, ...v.env },
+        });
+        runs.set(v.name, [...(runs.get(v.name) ?? []), measured.figures]);
+        report.notes.push(...measured.notes.map((n) => `${v.name} (round ${round + 1}): ${n}`));
+      } catch (err) {
+        failed = true;
+        report.notes.push(`${v.name} run failed: ${err instanceof Error ? err.message.split('\n')[0] : err}`);
+      }
+    }
+  }
+  const variantFigures: NonNullable<RunReport['variants']> = {};
+  for (const v of variants) {
+    const all = (runs.get(v.name) ?? []).filter((f): f is NonNullable<typeof f> => Boolean(f));
+    if (all.length === 0) continue;
+    const sorted = [...all].sort((a, b) => Number(a[key] ?? 0) - Number(b[key] ?? 0));
+    const median = sorted[Math.floor((sorted.length - 1) / 2)];
+    variantFigures[v.name] = { ...median, [`${key}_all_rounds`]: all.map((f) => f[key]).join(' ') };
+  }
+  report.variants = variantFigures;
+  return failed;
+}
 
 /** Waits until other work on the machine has calmed down; returns the last busy % seen. */
 async function waitQuiet(belowPct: number, log: (line: string) => void): Promise<number> {
@@ -116,6 +186,14 @@ async function main(argv: string[]): Promise<number> {
 
   const report: RunReport = { scenario: scenario.name, params, figures: {}, goals: [], notes: [] };
   let failed = false;
+  const variants = (flags.variant as string[]).map(parseVariant);
+  if (variants.length > 0) {
+    if (flags.target !== 'taskwire') throw new UsageError('--variant measures taskwire only');
+    params.variants = variants.map((v) => `${v.name}=${v.root} ${JSON.stringify(v.env)}`);
+    params.rounds = flags.rounds;
+    failed = await runVariants(scenario, flags, ctx, variants, report);
+    targets.length = 0;
+  }
   for (const target of targets) {
     let best: { figures: RunReport['figures']['taskwire']; notes: string[]; others: number } | undefined;
     for (let attempt = 0; attempt <= (flags.retryDisturbed as number); attempt++) {

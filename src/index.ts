@@ -10,6 +10,7 @@ export type {
 export { type StartOptions, startServer, type TaskwireServer } from './server/index.ts';
 export {
   defineTask,
+  type ScheduleDefinition,
   type TaskContext,
   type TaskDefinition,
   type TaskLogger,

@@ -27,6 +27,8 @@ export interface RunReport {
   scenario: string;
   params: Record<string, unknown>;
   figures: Partial<Record<'taskwire' | 'peer', Figures>>;
+  /** `--variant`: taskwire's figures per variant (the first is the base of the ratios). */
+  variants?: Record<string, Figures>;
   /** taskwire / peer for the figures both have (higher is better unless noted by the name). */
   ratios?: Record<string, number>;
   goals: GoalResult[];
@@ -88,6 +90,10 @@ export function table(rows: string[][]): string {
 }
 
 export function printReport(report: RunReport, out: (line: string) => void): void {
+  if (report.variants) {
+    printVariants(report, report.variants, out);
+    return;
+  }
   const targets = (['taskwire', 'peer'] as const).filter((t) => report.figures[t]);
   const names = [...new Set(targets.flatMap((t) => Object.keys(report.figures[t] ?? {})))];
   const header = ['figure', ...targets, ...(targets.length === 2 ? ['taskwire/peer'] : [])];
@@ -107,6 +113,32 @@ export function printReport(report: RunReport, out: (line: string) => void): voi
       goalRows.push([g.name, show(g.measured), g.wanted, g.met === null ? 'n/a' : g.met ? 'yes' : 'NO']);
     out(table(goalRows));
   }
+  for (const note of report.notes) out(`note: ${note}`);
+  out('');
+}
+
+/** `--variant` runs: one column per variant, then each later variant's ratio to the first. */
+function printVariants(
+  report: RunReport,
+  variants: Record<string, Figures>,
+  out: (line: string) => void,
+): void {
+  const names = Object.keys(variants);
+  const figures = [...new Set(names.flatMap((n) => Object.keys(variants[n])))];
+  const base = variants[names[0]];
+  const rows = [['figure', ...names, ...names.slice(1).map((n) => `${n}/${names[0]}`)]];
+  for (const f of figures) {
+    const row = [f, ...names.map((n) => show(variants[n][f]))];
+    for (const n of names.slice(1)) {
+      const x = variants[n][f];
+      const y = base?.[f];
+      row.push(typeof x === 'number' && typeof y === 'number' && y !== 0 ? `${round(x / y)}x` : '');
+    }
+    rows.push(row);
+  }
+  out('');
+  out(`== ${report.scenario}  ${JSON.stringify(report.params)}`);
+  out(table(rows));
   for (const note of report.notes) out(`note: ${note}`);
   out('');
 }

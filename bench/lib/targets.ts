@@ -24,9 +24,11 @@ const PROBE = path.join(BENCH_DIR, 'lib/probe.ts');
 /** The taskwire checkout to run (experiments: BENCH_TASKWIRE_ROOT=/path/to/a/worktree). */
 const TASKWIRE_ROOT = process.env.BENCH_TASKWIRE_ROOT ? path.resolve(process.env.BENCH_TASKWIRE_ROOT) : ROOT;
 /** The bench task module of the checkout under test (so it imports that checkout's defineTask). */
-const BENCH_TASKS = existsSync(path.join(TASKWIRE_ROOT, 'bench/lib/bench-tasks.ts'))
-  ? path.join(TASKWIRE_ROOT, 'bench/lib/bench-tasks.ts')
-  : path.join(BENCH_DIR, 'lib/bench-tasks.ts');
+function benchTasks(root: string): string {
+  return existsSync(path.join(root, 'bench/lib/bench-tasks.ts'))
+    ? path.join(root, 'bench/lib/bench-tasks.ts')
+    : path.join(BENCH_DIR, 'lib/bench-tasks.ts');
+}
 const PEER = path.join(BENCH_DIR, 'peers/socketio-bullmq/server.ts');
 
 export const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -77,6 +79,11 @@ export interface RunningTarget {
   stats(): Promise<TargetStats>;
   /** Row writes of the target's database so far (taskwire only). */
   dbWrites(): Promise<DbWrites | undefined>;
+  /**
+   * Pickup of first attempts, from the task rows (taskwire only): created (the create's
+   * transaction) to started (the claim's), so the claim's own statement is inside it.
+   */
+  pickupMs(): Promise<{ p50: number; p99: number; max: number } | undefined>;
   /** Starts V8's sampling CPU profiler inside the server (the measured window only). */
   profileStart(): Promise<void>;
   /** Stops it and writes the .cpuprofile; returns its path. */
@@ -94,6 +101,8 @@ export interface StartOptions {
   nofile?: number;
   log: (line: string) => void;
   runId: string;
+  /** The taskwire checkout to run (default BENCH_TASKWIRE_ROOT, else this one): `--variant`. */
+  root?: string;
 }
 
 function cleanEnv(): Record<string, string | undefined> {
@@ -187,6 +196,7 @@ export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> 
   mkdirSync(profileDir, { recursive: true });
   const logFile = path.join(RESULTS_DIR, 'logs', `${opts.runId}-taskwire.log`);
   const startedAt = Date.now();
+  const root = opts.root ? path.resolve(opts.root) : TASKWIRE_ROOT;
   const env = {
     ...cleanEnv(),
     DATABASE_URL: db.url,
@@ -196,7 +206,7 @@ export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> 
     LOG_LEVEL: 'warn',
     TASKWIRE_LOG_PRETTY: 'false',
     TASKWIRE_NODE_ID: `bench-${opts.runId}`,
-    TASKWIRE_TASKS: BENCH_TASKS,
+    TASKWIRE_TASKS: benchTasks(root),
     TASKWIRE_MAX_SOCKETS_PER_USER: '1000000',
     TASKWIRE_MAX_CREATES_PER_MINUTE: '100000000',
     TASKWIRE_MAX_CHANNELS: '1000',
@@ -207,12 +217,12 @@ export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> 
   let child: Child;
   let httpUrl: string;
   try {
-    child = spawnNode(path.join(TASKWIRE_ROOT, 'bin/taskwire.js'), ['start'], {
+    child = spawnNode(path.join(root, 'bin/taskwire.js'), ['start'], {
       env,
       nodeArgs: nodeArgs(Boolean(opts.cpuProf), profileDir),
       nofile: opts.nofile ?? nofileHardLimit(),
       logFile,
-      cwd: TASKWIRE_ROOT,
+      cwd: root,
     });
     httpUrl = await listeningUrl(child, /taskwire is listening on (http:\/\/\S+)/);
     await ready(child, httpUrl, 'taskwire');
@@ -222,7 +232,7 @@ export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> 
   }
   const port = Number(new URL(httpUrl).port);
   opts.log(
-    `taskwire pid ${child.pid} on :${port}${TASKWIRE_ROOT !== ROOT ? ` from ${TASKWIRE_ROOT}` : ''}, ` +
+    `taskwire pid ${child.pid} on :${port}${root !== ROOT ? ` from ${root}` : ''}, ` +
       `database ${db.name}, log ${path.relative(ROOT, logFile)}`,
   );
   const http = new HttpClient(httpUrl, { maxSockets: 64 });
@@ -271,6 +281,15 @@ export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> 
         taskwire: by('taskwire'),
         queue: by('graphile_worker'),
       };
+    },
+    async pickupMs() {
+      const { rows } = await statsPool.query<{ p50: number; p99: number; max: number }>(
+        `select percentile_cont(0.5) within group (order by ms) as p50,
+                percentile_cont(0.99) within group (order by ms) as p99, max(ms) as max
+           from (select extract(epoch from started_at - inserted_at) * 1000 as ms
+                   from taskwire.tasks where attempt = 1 and started_at is not null) s`,
+      );
+      return rows[0]?.p50 === null ? undefined : rows[0];
     },
     async stop() {
       http.close();
@@ -351,6 +370,7 @@ export async function startPeer(opts: StartOptions): Promise<RunningTarget> {
       return { sockets: res.body?.sockets ?? 0, active: counts.active, completed: counts.completed };
     },
     dbWrites: async () => undefined,
+    pickupMs: async () => undefined,
     async stop() {
       http.close();
       const code = await child.stop(15_000);

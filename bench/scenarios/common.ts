@@ -24,8 +24,10 @@ export interface Ctx {
   genProcs: number;
   /** Niceness of the generator processes (0: same priority as the server). */
   genNice: number;
-  /** Extra server environment from --server-env KEY=VALUE. */
+  /** Extra server environment from --server-env KEY=VALUE (and a --variant's own). */
   serverEnv: Record<string, string>;
+  /** The taskwire checkout under test, when a --variant names one. */
+  taskwireRoot?: string;
   /** Window-scoped CPU profile of the server (--profile). */
   profile: boolean;
   /** Whole-process `node --cpu-prof` of the server (--cpu-prof). */
@@ -65,6 +67,7 @@ export async function withTarget<T>(
     cpuProf: ctx.cpuProf,
     log: ctx.log,
     runId: ctx.runId,
+    root: name === 'taskwire' ? ctx.taskwireRoot : undefined,
   });
   try {
     return await fn(target);

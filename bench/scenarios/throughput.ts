@@ -111,6 +111,7 @@ export const throughput = defineScenario({
         );
         const window = cpu.stop(sum(results.map((r) => r.cpuMs)));
         const probe = await target.probe(false);
+        const pickup = await target.pickupMs();
         if (before) await sleep(11_000); // PostgreSQL backends flush their statistics at most every 10 s when idle
         const after = before ? await target.dbWrites() : undefined;
         const start = Math.min(...results.map((r) => r.start));
@@ -141,6 +142,9 @@ export const throughput = defineScenario({
             completed_p50_ms: done.p50,
             completed_p99_ms: done.p99,
             completed_max_ms: done.max,
+            ...(pickup
+              ? { pickup_p50_ms: pickup.p50, pickup_p99_ms: pickup.p99, pickup_max_ms: pickup.max }
+              : {}),
             failures,
             ...window,
             server_elu: probe.elu,

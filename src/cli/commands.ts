@@ -1,4 +1,4 @@
-// The client commands of the CLI (submit, watch, ls, cancel, events), on the SDK. Each takes
+// The client commands of the CLI (submit, watch, ls, cancel, retry, events), on the SDK. Each takes
 // --url, --token and --json; errors become one line on stderr and an exit code (connect.ts).
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import {
@@ -19,6 +19,22 @@ function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
   return n;
+}
+
+function priority(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < -100 || n > 100)
+    throw new InvalidArgumentError('must be an integer in -100..100');
+  return n;
+}
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `--delay`: milliseconds, or a number with a unit: 500ms, 30s, 5m, 2h, 1d. */
+export function parseDelay(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(value.trim());
+  if (!m) throw new InvalidArgumentError('must be milliseconds or a duration like 30s, 5m, 2h, 1d');
+  return Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 'ms']);
 }
 
 /** `key=value`: the value as JSON when it parses (5, true, null, [1], {"a":1}, "x"), else text. */
@@ -190,6 +206,9 @@ export function addClientCommands(program: Command): void {
     )
     .option('--idempotency-key <key>', 'a repeat with the same key returns the first task')
     .option('--max-attempts <n>', 'attempts before the task fails (1..25)', positiveInt)
+    .option('--priority <n>', 'higher runs sooner (-100..100, default 0)', priority)
+    .option('--delay <duration>', 'do not start before this much time: ms, or 30s, 5m, 2h, 1d', parseDelay)
+    .option('--run-at <time>', 'do not start before this ISO 8601 time (not with --delay)')
     .action(
       async (
         type: string,
@@ -200,24 +219,30 @@ export function addClientCommands(program: Command): void {
             watch?: boolean;
             idempotencyKey?: string;
             maxAttempts?: number;
+            priority?: number;
+            delay?: number;
+            runAt?: string;
           },
       ) =>
         run(opts, async (tw) => {
           const body: Record<string, unknown> = { ...buildInput(opts.input, pairs), type };
           if (opts.maxAttempts !== undefined) body.max_attempts = opts.maxAttempts;
+          const options = {
+            idempotencyKey: opts.idempotencyKey,
+            priority: opts.priority,
+            delayMs: opts.delay,
+            runAt: opts.runAt,
+          };
           if (!opts.watch && !opts.output) {
-            const task = await tw.create(body, { idempotencyKey: opts.idempotencyKey });
+            const task = await tw.create(body, options);
             if (opts.json) print(JSON.stringify(task));
             else
               print(
-                `${task.task_id}  ${task.type}  ${task.status}   (follow it: npx taskwire watch ${task.task_id})`,
+                `${task.task_id}  ${task.type}  ${task.status}${task.scheduled_at ? ` (starts at ${short(task.scheduled_at)})` : ''}   (follow it: npx taskwire watch ${task.task_id})`,
               );
             return EXIT.ok;
           }
-          const handle = await tw.submit(body, {
-            idempotencyKey: opts.idempotencyKey,
-            output: Boolean(opts.output),
-          });
+          const handle = await tw.submit(body, { ...options, output: Boolean(opts.output) });
           return watchUntilDone([handle], opts);
         }),
     );
@@ -276,6 +301,23 @@ export function addClientCommands(program: Command): void {
         if (opts.json) print(JSON.stringify(task));
         else if (task.status === 'cancelled') print(`${task.task_id}  cancelled`);
         else print(`${task.task_id}  cancel requested (it stops at the handler's next check)`);
+        return EXIT.ok;
+      }),
+    );
+
+  clientCommand(program, 'retry')
+    .description('run a failed or cancelled task again (a new series of attempts)')
+    .argument('<id>', 'task id')
+    .option('-w, --watch', 'show live progress until the task ends (exit 1 if it fails or is cancelled)')
+    .action(async (id: string, opts: ClientFlags & { watch?: boolean }) =>
+      run(opts, async (tw) => {
+        const task = await tw.retry(id);
+        if (opts.watch) return watchUntilDone([await tw.watch(id)], opts);
+        if (opts.json) print(JSON.stringify(task));
+        else
+          print(
+            `${task.task_id}  ${task.status}  (attempt ${task.attempt + 1} of ${task.max_attempts} next)`,
+          );
         return EXIT.ok;
       }),
     );

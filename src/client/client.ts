@@ -42,8 +42,17 @@ export interface ClientOptions {
   onListenerError?: (err: unknown) => void;
 }
 
-/** The body of a submit: `type` picks the task type, every other field is the task's input. */
-export type SubmitBody = { type?: string; max_attempts?: number } & Record<string, unknown>;
+/**
+ * The body of a submit: `type` picks the task type, every other field is the task's input, except
+ * the reserved options (`max_attempts`, `priority`, `run_at`, `delay_ms`; see SubmitOptions too).
+ */
+export type SubmitBody = {
+  type?: string;
+  max_attempts?: number;
+  priority?: number;
+  run_at?: string;
+  delay_ms?: number;
+} & Record<string, unknown>;
 
 interface Followed {
   handle: TaskHandle<unknown>;
@@ -127,6 +136,14 @@ export class TaskwireClient {
   /** Requests cancellation (202 task); `conflict` when already ended, `not_found` when unknown. */
   cancel(taskId: string): Promise<Task> {
     return this.#rest.cancel(taskId);
+  }
+
+  /**
+   * Starts a new series of attempts of a failed or cancelled task (202 task, queued again);
+   * `conflict` for any other status, `not_found` when unknown.
+   */
+  retry(taskId: string): Promise<Task> {
+    return this.#rest.retry(taskId);
   }
 
   /** The task's audit trail, oldest first. */

@@ -22,7 +22,12 @@ export class Rest {
   submit(body: Record<string, unknown>, opts: SubmitOptions = {}): Promise<Task> {
     const headers: Record<string, string> = {};
     if (opts.idempotencyKey !== undefined) headers['idempotency-key'] = opts.idempotencyKey;
-    return this.request<Task>('POST', '/api/tasks', body, headers, opts.signal);
+    const options: Record<string, unknown> = {};
+    if (opts.priority !== undefined) options.priority = opts.priority;
+    if (opts.runAt !== undefined)
+      options.run_at = opts.runAt instanceof Date ? opts.runAt.toISOString() : opts.runAt;
+    if (opts.delayMs !== undefined) options.delay_ms = opts.delayMs;
+    return this.request<Task>('POST', '/api/tasks', { ...body, ...options }, headers, opts.signal);
   }
 
   get(id: string): Promise<Task> {
@@ -40,6 +45,10 @@ export class Rest {
 
   cancel(id: string): Promise<Task> {
     return this.request<Task>('POST', `/api/tasks/${encodeURIComponent(id)}/cancel`);
+  }
+
+  retry(id: string): Promise<Task> {
+    return this.request<Task>('POST', `/api/tasks/${encodeURIComponent(id)}/retry`);
   }
 
   async events(id: string): Promise<TaskAuditEvent[]> {

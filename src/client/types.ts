@@ -60,4 +60,10 @@ export interface SubmitOptions extends FollowOptions {
   /** Header `Idempotency-Key`: a repeat from the same user returns the first task. */
   idempotencyKey?: string;
   signal?: AbortSignal;
+  /** -100..100 (default 0): higher runs sooner (sent as `priority`). */
+  priority?: number;
+  /** Do not start before this time (sent as `run_at`); in the past: at once. Not with delayMs. */
+  runAt?: Date | string;
+  /** Do not start for this many milliseconds (sent as `delay_ms`). Not with runAt. */
+  delayMs?: number;
 }

@@ -2,6 +2,7 @@
 // process.env: the composition root passes the resulting Config down to every part.
 import os from 'node:os';
 import path from 'node:path';
+import { MAX_DELAY_MS } from '../contract/index.ts';
 
 export interface Config {
   port: number;
@@ -70,6 +71,12 @@ export interface Config {
   pruneBatchSize: number;
   /** How often `admin:tasks` carries the `stats` event. */
   statsIntervalMs: number;
+  /** Running tasks per owner across all nodes (null: no cap). */
+  userConcurrency: number | null;
+  /** How far ahead `run_at` / `delay_ms` may put a task's start. */
+  maxDelayMs: number;
+  /** The owner of the tasks that schedules create. */
+  scheduleOwner: string;
   /** Write-behind interval of streamed output (one statement per flush for all tasks). */
   outputFlushMs: number;
   /** Bytes of one output chunk as JSON. */
@@ -84,6 +91,7 @@ export interface Config {
 }
 
 export type BusKind = 'memory' | 'postgres' | 'nats' | 'redis';
+
 const BUS_KINDS: BusKind[] = ['memory', 'postgres', 'nats', 'redis'];
 
 export class ConfigError extends Error {
@@ -201,6 +209,12 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     pruneIntervalMs: int(env, 'TASKWIRE_PRUNE_INTERVAL_MS', 60_000, 100),
     pruneBatchSize: int(env, 'TASKWIRE_PRUNE_BATCH', 500, 1, 100_000),
     statsIntervalMs: int(env, 'TASKWIRE_STATS_INTERVAL_MS', 5000, 100, 3_600_000),
+    userConcurrency:
+      str(env, 'TASKWIRE_USER_CONCURRENCY') === undefined
+        ? null
+        : int(env, 'TASKWIRE_USER_CONCURRENCY', 0, 1, 1_000_000),
+    maxDelayMs: int(env, 'TASKWIRE_MAX_DELAY_MS', MAX_DELAY_MS, 0, MAX_DELAY_MS),
+    scheduleOwner: str(env, 'TASKWIRE_SCHEDULE_OWNER') ?? 'system',
     outputFlushMs: int(env, 'TASKWIRE_OUTPUT_FLUSH_MS', 100, 5, 60_000),
     outputChunkBytes: int(env, 'TASKWIRE_OUTPUT_CHUNK_BYTES', 65_536, 16, 16_777_216),
     outputMaxChunks: int(env, 'TASKWIRE_OUTPUT_MAX_CHUNKS', 1_000_000, 1),

@@ -11,6 +11,11 @@ export const TERMINAL_STATUSES: ReadonlySet<TaskStatus> = new Set<TaskStatus>([
   'cancelled',
 ]);
 
+/** api.md "POST /api/tasks": `priority` bounds, and how far ahead `delay_ms` / `run_at` may go (31 days). */
+export const PRIORITY_MIN = -100;
+export const PRIORITY_MAX = 100;
+export const MAX_DELAY_MS = 2_678_400_000;
+
 export function isTerminal(status: TaskStatus): boolean {
   return TERMINAL_STATUSES.has(status);
 }

@@ -9,6 +9,7 @@ export { aliveNodes } from './sql/aliveNodes.ts';
 export {
   type AttemptEnd,
   type AttemptRetry,
+  type Caps,
   type Claim,
   type ClaimResult,
   cancelQueued,
@@ -21,6 +22,7 @@ export {
 export { notifyFrames, pruneSpill, readSpill, spillAndNotify } from './sql/bus.ts';
 export { getTask, getTaskByIdempotencyKey } from './sql/getTask.ts';
 export { type InFlightCounts, inFlightCounts } from './sql/inFlightCounts.ts';
+export { lastScheduledTick, scheduleKey } from './sql/lastScheduledTick.ts';
 export { listActiveTasks } from './sql/listActiveTasks.ts';
 export { listEvents } from './sql/listEvents.ts';
 export { type ListFilter, listTasks } from './sql/listTasks.ts';
@@ -36,5 +38,12 @@ export {
   ownerQueue,
   type StatusTypeCount,
 } from './sql/stats.ts';
+export {
+  WAIT_REASONS,
+  type WaitingCounts,
+  type WaitReason,
+  waitingCounts,
+  waitReason,
+} from './sql/waitReason.ts';
 export { withTransaction } from './transaction.ts';
 export * from './types.ts';

@@ -19,6 +19,10 @@ export interface NewTask {
   input: Record<string, unknown>;
   maxAttempts: number;
   idempotencyKey: string | null;
+  /** -100..100, higher runs sooner. */
+  priority: number;
+  /** Do not start before (null: at once). */
+  scheduledAt: Date | null;
 }
 
 /** A pool or a client inside a transaction: every statement function takes one. */

@@ -94,7 +94,7 @@ export function buildHttpApp(opts: HttpAppOptions): FastifyInstance {
 
 /** Custom request headers a browser page may send to the API, and response headers it may read. */
 const CORS_REQUEST_HEADERS = ['authorization', 'content-type', 'idempotency-key'];
-const CORS_EXPOSED_HEADERS = ['retry-after'];
+const CORS_EXPOSED_HEADERS = ['retry-after', 'taskwire-wait'];
 
 /**
  * CORS for the HTTP API, so that a page served elsewhere can use the browser SDK. Tokens travel

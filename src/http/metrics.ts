@@ -23,6 +23,14 @@ export interface MetricSources {
   counts?(): Promise<InFlightCounts>;
   /** The bus between nodes (absent for a lone node). */
   bus?(): BusFigures;
+  /** Queued tasks by why they wait (fair scheduling), read at scrape time. */
+  waiting?(): Promise<WaitingFigures>;
+}
+
+/** Queued tasks by the reason they wait: `scheduled`, `user_limit`, `type_limit`, `turn`. */
+export interface WaitingFigures {
+  count: Record<string, number>;
+  oldestSeconds: Record<string, number>;
 }
 
 /** Running totals and state of the bus, as the cluster and its transport count them. */
@@ -196,6 +204,41 @@ export function createMetrics(sources: () => MetricSources) {
     'How long the oldest ready job has waited for a worker (0 when none waits)',
     [],
     (g, c) => g.set(c.oldestReadySeconds),
+  );
+  // Waiting tasks by reason: one more query per scrape, shared by its two gauges.
+  let readingWaits: Promise<WaitingFigures | undefined> | undefined;
+  const readWaits = () => {
+    if (!readingWaits) {
+      const source = sources();
+      readingWaits = (
+        source.waiting ? source.waiting().catch(() => undefined) : Promise.resolve(undefined)
+      ).finally(() => {
+        readingWaits = undefined;
+      });
+    }
+    return readingWaits;
+  };
+  const waitsGauge = (name: string, help: string, pick: (w: WaitingFigures) => Record<string, number>) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['reason'],
+      registers: [registry],
+      async collect() {
+        const w = await readWaits();
+        this.reset();
+        if (w) for (const [reason, n] of Object.entries(pick(w))) this.set({ reason }, n);
+      },
+    });
+  waitsGauge(
+    'taskwire_waiting_tasks',
+    'Queued tasks by why they wait: scheduled (start time not come), user_limit, type_limit (a cap is full), turn (a free worker and their turn)',
+    (w) => w.count,
+  );
+  waitsGauge(
+    'taskwire_waiting_oldest_seconds',
+    'How long the longest-waiting queued task of each reason has waited (since due; scheduled: since created)',
+    (w) => w.oldestSeconds,
   );
   const queuePickup = new Histogram({
     name: 'taskwire_queue_pickup_seconds',

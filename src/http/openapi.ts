@@ -43,8 +43,10 @@ const ROUTES: Record<string, FastifySchema & Record<string, unknown>> = {
     summary: 'Create a task and enqueue its job',
     description:
       '`type` picks the task type (default: the server default, `demo`); every other top-level field is the ' +
-      "task's `input`. `max_attempts` (1..25) is optional. A repeated `Idempotency-Key` from the same user " +
-      'returns the first task with 200 instead of creating another.',
+      "task's `input`. Reserved options: `max_attempts` (1..25), `priority` (-100..100, default 0; higher " +
+      'runs sooner), `run_at` (ISO 8601 with a zone: do not start before; in the past: now) or `delay_ms` ' +
+      '(0..2,678,400,000; not both; at most `TASKWIRE_MAX_DELAY_MS` ahead). A repeated `Idempotency-Key` ' +
+      'from the same user returns the first task with 200 instead of creating another.',
     headers: Type.Object({ 'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255 })) }),
     response: {
       201: ok('created', Task),
@@ -97,7 +99,22 @@ const ROUTES: Record<string, FastifySchema & Record<string, unknown>> = {
   'GET /api/tasks/:id': {
     tags: ['tasks'],
     summary: 'Current state (from the live actor when there is one, else the database)',
-    response: { 200: ok('the task', Task), ...errors('not_found', ...AUTHED) },
+    description:
+      'For a queued task the `Taskwire-Wait` header says why it has not started: `scheduled` (its ' +
+      '`scheduled_at` has not come), `user_limit` (its owner has TASKWIRE_USER_CONCURRENCY tasks running), ' +
+      "`type_limit` (its type's `concurrency` is full), `turn` (waiting for a free worker and its turn).",
+    response: {
+      200: {
+        ...ok('the task', Task),
+        headers: {
+          'taskwire-wait': {
+            description: 'queued tasks only: scheduled | user_limit | type_limit | turn',
+            schema: { type: 'string', enum: ['scheduled', 'user_limit', 'type_limit', 'turn'] },
+          },
+        },
+      },
+      ...errors('not_found', ...AUTHED),
+    },
   },
   'POST /api/tasks/:id/cancel': {
     tags: ['tasks'],
@@ -107,6 +124,19 @@ const ROUTES: Record<string, FastifySchema & Record<string, unknown>> = {
       202: ok('cancel accepted', Task),
       ...errors('not_found', ...AUTHED),
       409: { description: 'conflict: already terminal (the body carries `task`)', ...ErrorBody },
+    },
+  },
+  'POST /api/tasks/:id/retry': {
+    tags: ['tasks'],
+    summary: 'Start a new series of attempts of a failed or cancelled task',
+    description:
+      'The task is queued again: `attempt` keeps rising (the next run is `attempt + 1`), and the budget is ' +
+      'fresh (`max_attempts` becomes `attempt` + the budget it was created with). Audited and published as ' +
+      '`retried`.',
+    response: {
+      202: ok('queued again', Task),
+      ...errors('not_found', ...AUTHED),
+      409: { description: 'conflict: not failed or cancelled (the body carries `task`)', ...ErrorBody },
     },
   },
   'GET /api/tasks/:id/events': {
@@ -187,7 +217,7 @@ const DESCRIPTION = `Long-running tasks with live progress.
 **Live progress** goes over the Phoenix Channels protocol (not described by OpenAPI): WebSocket
 \`/socket/websocket\` (LongPoll \`/socket/longpoll\`) with connect param \`token\`, topic
 \`task:<task_id>\`, join reply \`{"task": <task>}\`, events \`started\`, \`progress\`, \`retrying\`,
-\`completed\`, \`failed\`, \`cancelled\` with payload \`{task_id, status, progress, message, seq,
+\`completed\`, \`failed\`, \`cancelled\`, \`retried\` with payload \`{task_id, status, progress, message, seq,
 attempt, at}\`. The \`taskwire/client\` SDK and \`npx taskwire\` CLI speak it for you.
 
 Errors are always \`{"error": {"code", "message", ...details}}\`, on every path: an unknown path is

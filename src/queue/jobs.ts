@@ -1,5 +1,7 @@
-// The job side of a task, in graphile-worker's SQL API: one job per task attempt, keyed by the
-// task id, added inside the caller's transaction (so the task row and its job commit together).
+// The job side of a task, in graphile-worker's SQL API: one job per task waiting to start, keyed
+// by the task id and due when the task is, added inside the caller's transaction (so the task row
+// and its job commit together). A job is a wake-up: the worker that takes it runs the fairest
+// runnable task (the claim decides, in PostgreSQL), which need not be the task that added it.
 import type { Queryable } from '../db/index.ts';
 
 /** graphile-worker task identifier of taskwire's one job kind. */
@@ -12,6 +14,7 @@ export const RUN_TASK_JOB = 'taskwire.run';
 export const LIBRARY_MAX_ATTEMPTS = 25;
 
 export interface RunTaskPayload {
+  /** The task whose arrival added the job (a hint for logs; the claim decides what runs). */
   task_id: string;
 }
 

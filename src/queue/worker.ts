@@ -5,7 +5,7 @@ import { EventEmitter } from 'node:events';
 import { Logger as QueueLogger, type Runner, run, type WorkerEvents } from 'graphile-worker';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { RUN_TASK_JOB, type RunTaskPayload } from './jobs.ts';
+import { RUN_TASK_JOB } from './jobs.ts';
 
 export interface WorkerOptions {
   pool: pg.Pool;
@@ -13,10 +13,20 @@ export interface WorkerOptions {
   pollIntervalMs: number;
   log: Logger;
   /** Runs one job; resolving acknowledges it, throwing lets the library re-offer it later. */
-  runJob: (taskId: string, job: { attempts: number; runAt: Date }) => Promise<void>;
+  runJob: (job: QueueJob) => Promise<void>;
   schema?: string;
   /** How long stop() lets running jobs finish; the caller aborts them at its own deadline first. */
   shutdownTimeoutMs: number;
+}
+
+/** A job taken by this process's worker: a wake-up to run the fairest runnable task. */
+export interface QueueJob {
+  /** The library's job id: the running attempt records it, so a rescue runs that task again. */
+  id: string;
+  /** 1 when first taken; more after a rescue or a failed acknowledgement. */
+  attempts: number;
+  /** When the job became due. */
+  runAt: Date;
 }
 
 export interface QueueWorker {
@@ -72,13 +82,12 @@ export async function startWorker(opts: WorkerOptions): Promise<QueueWorker> {
       },
     },
     taskList: {
-      [RUN_TASK_JOB]: async (payload, helpers) => {
-        const taskId = (payload as RunTaskPayload | null)?.task_id;
-        if (typeof taskId !== 'string') {
-          helpers.logger.error('job without a task_id; dropping it');
-          return;
-        }
-        await opts.runJob(taskId, { attempts: helpers.job.attempts, runAt: new Date(helpers.job.run_at) });
+      [RUN_TASK_JOB]: async (_payload, helpers) => {
+        await opts.runJob({
+          id: String(helpers.job.id),
+          attempts: helpers.job.attempts,
+          runAt: new Date(helpers.job.run_at),
+        });
       },
     },
   });

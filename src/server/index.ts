@@ -21,6 +21,7 @@ import {
   migrate,
   ping,
   startEmbeddedPostgres,
+  waitingCounts,
 } from '../db/index.ts';
 import { buildHttpApp, createMetrics } from '../http/index.ts';
 import { Liveness, type QueueWorker, startWorker } from '../queue/index.ts';
@@ -31,6 +32,7 @@ import {
   Pruner,
   Registry,
   Runner,
+  Scheduler,
   Snapshotter,
   StatsReader,
   StatsTicker,
@@ -86,6 +88,9 @@ export interface TaskwireServer {
   /** Graceful stop: no new work, running attempts get the deadline, then everything closes. */
   stop(): Promise<void>;
 }
+
+/** At most this many wake-ups per sweep and node. */
+const SWEEP_MAX = 20;
 
 function defaultNodeId(config: Config): string {
   if (config.nodeId) return config.nodeId;
@@ -202,6 +207,7 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
       nodeId,
       retryBaseMs: config.retryBaseMs,
       retryMaxMs: config.retryMaxMs,
+      userConcurrency: config.userConcurrency,
       log,
       onOutcome: (outcome, type) => metrics?.attempts.inc({ type, outcome }),
     });
@@ -215,6 +221,7 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
       defaultType: config.defaultTaskType,
       defaultMaxAttempts: config.defaultMaxAttempts,
       nodeId,
+      maxDelayMs: config.maxDelayMs,
       log,
       onCreated: (task) => metrics?.tasksCreated.inc({ type: task.type }),
     });
@@ -241,6 +248,7 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
       liveActors: () => registry.size,
       snapshotPending: () => snapshotter.pending,
       counts: () => inFlightCounts(pool),
+      waiting: () => waitingCounts(pool, runner.caps),
       bus: cluster
         ? () => {
             const c = cluster.stats();
@@ -299,9 +307,9 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
         pollIntervalMs: config.pollIntervalMs,
         log,
         shutdownTimeoutMs: config.shutdownTimeoutMs,
-        runJob: (taskId, job) => {
+        runJob: (job) => {
           metrics?.queuePickup.observe(Math.max(0, Date.now() - job.runAt.getTime()) / 1000);
-          return runner.runJob(taskId);
+          return runner.runJob(job);
         },
       });
       const runningWorker = worker;
@@ -337,6 +345,26 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
     });
     pruner.start();
     cleanups.push(() => pruner.stop());
+    if (worker) {
+      // The safety net of fair scheduling's wake-ups (see Runner.sweep): once per heartbeat.
+      const sweeping = setInterval(() => {
+        runner
+          .sweep(Math.min(SWEEP_MAX, config.concurrency - runner.running))
+          .catch((err: unknown) => log.debug({ err }, 'wake-up sweep failed'));
+      }, config.heartbeatIntervalMs);
+      sweeping.unref();
+      cleanups.push(async () => clearInterval(sweeping));
+    }
+    // Every node runs the schedules; the database keeps one task per tick.
+    const scheduler = new Scheduler({
+      pool,
+      service,
+      types: types.all(),
+      owner: config.scheduleOwner,
+      log: log.child({ part: 'scheduler' }),
+    });
+    await scheduler.start();
+    cleanups.push(() => scheduler.stop());
 
     try {
       await app.listen({ port: config.port, host: config.host });

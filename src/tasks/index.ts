@@ -21,11 +21,13 @@ export { OutputWriter } from './output-writer.ts';
 export { Pruner, type PrunerOptions } from './pruner.ts';
 export { Registry } from './registry.ts';
 export { type Outcome, Runner, retryDelay } from './runner.ts';
+export { MAX_BACKFILL, Scheduler, type SchedulerOptions } from './scheduler.ts';
 export {
   ACTIVE_TASKS_LIMIT,
   type CancelResult,
   type CreateRequest,
   type JoinResult,
+  type RetryResult,
   TaskService,
 } from './service.ts';
 export { Snapshotter } from './snapshotter.ts';
@@ -36,6 +38,8 @@ export {
   type FieldError,
   isTaskType,
   MAX_TIMEOUT_MS,
+  type Schedule,
+  type ScheduleDefinition,
   type TaskContext,
   type TaskDefinition,
   type TaskLogger,

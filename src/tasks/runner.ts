@@ -8,19 +8,18 @@ import type { Logger } from 'pino';
 import { storableString, toStorable } from '../contract/storable.ts';
 import {
   type AttemptEnd,
+  type Caps,
   type Claim,
   type ClaimResult,
   claimAttempts,
   finishAttempts,
-  getTask,
   isDatabaseUnavailable,
-  isTerminal,
   releaseAttempt,
   retryAttempt,
   type TaskRecord,
   withTransaction,
 } from '../db/index.ts';
-import { enqueueTaskJob } from '../queue/index.ts';
+import { addWakeups, enqueueTaskJob, type FreedSlot, type QueueJob, sweepWakeups } from '../queue/index.ts';
 import type { Transition } from './actor.ts';
 import {
   AttemptTimeoutError,
@@ -46,6 +45,8 @@ export interface RunnerOptions {
   nodeId: string;
   retryBaseMs: number;
   retryMaxMs: number;
+  /** Running tasks per owner across all nodes (null: no cap). */
+  userConcurrency: number | null;
   log: Logger;
   /** Observes attempt outcomes (metrics). */
   onOutcome?: (outcome: Outcome['kind'], type: string) => void;
@@ -93,23 +94,40 @@ export class Runner {
   /** Attempts that start, or end, at the same time share one statement (one commit). */
   readonly #claims: GroupCommit<Claim, ClaimResult | null>;
   readonly #ends: GroupCommit<AttemptEnd, TaskRecord | null>;
+  /** Wake-ups for tasks a cap held back, added when an attempt frees a slot (one statement per turn). */
+  readonly #wakeups: GroupCommit<FreedSlot, undefined>;
+  readonly #caps: Caps;
 
   constructor(opts: RunnerOptions) {
     this.#o = opts;
-    this.#claims = new GroupCommit((claims) => claimAttempts(opts.pool, claims));
+    this.#caps = { user: opts.userConcurrency, types: opts.types.caps() };
+    this.#claims = new GroupCommit((claims) => claimAttempts(opts.pool, opts.nodeId, claims, this.#caps));
     this.#ends = new GroupCommit((ends) => finishAttempts(opts.pool, ends));
+    this.#wakeups = new GroupCommit(async (freed) => {
+      await addWakeups(opts.pool, freed, this.#caps);
+      return freed.map(() => undefined);
+    });
   }
 
-  /** Runs the job of one task. Resolving acknowledges the job. */
-  async runJob(taskId: string): Promise<void> {
-    const { registry, types } = this.#o;
-    const live = registry.get(taskId);
+  /** The caps the claims apply (api.md "Fair scheduling"). */
+  get caps(): Caps {
+    return this.#caps;
+  }
+
+  /**
+   * Runs one queue job: claims the attempt it stands for (the fairest runnable task, or the task a
+   * dead node was running under this job) and runs it. Resolving acknowledges the job; a job with
+   * nothing to run is simply acknowledged (it was a wake-up for work a cap holds back, or that
+   * another job took).
+   */
+  async runJob(job: Pick<QueueJob, 'id'>): Promise<void> {
+    const { types } = this.#o;
     // While the database is away, keep the job: a failed job could not be released either, and
     // would stay locked by this (live) process.
-    const claim = await this.#persist(() =>
-      this.#claims.submit({ taskId, nodeId: this.#o.nodeId, minSeq: live?.seq ?? 0 }),
-    );
-    if (!claim) return this.#unclaimable(taskId);
+    const claim = await this.#persist(() => this.#claims.submit({ jobId: job.id }));
+    if (!claim) return;
+    if (claim.kind === 'lost') return this.#lost(claim.task);
+    const taskId = claim.task.task_id;
     const controller = new AbortController();
     let settle!: (record: TaskRecord | null) => void;
     const ended = new Promise<TaskRecord | null>((resolve) => {
@@ -146,6 +164,27 @@ export class Runner {
       if (this.#active.get(taskId) === running) this.#active.delete(taskId);
       settle(endRecord);
     }
+    if (endRecord) this.#freed(claim.task);
+  }
+
+  /**
+   * An attempt ended and its slot is free: when a cap may have held tasks back (the owner's, or
+   * the type's), add a wake-up so one of them is claimed now (their own jobs were spent finding the
+   * cap full). Without caps no task is ever held back, and nothing is added.
+   */
+  #freed(task: TaskRecord): void {
+    if (this.#caps.user === null && this.#caps.types[task.type] === undefined) return;
+    this.#wakeups.submit({ owner: task.owner, type: task.type }).catch((err: unknown) => {
+      this.#o.log.warn({ err }, 'could not add a wake-up after an attempt ended; the sweep will');
+    });
+  }
+
+  /**
+   * The safety net of the wake-ups: when tasks could start but no job is waiting to start them (a
+   * wake-up lost with a process, or spent while a cap was full), adds up to `count`.
+   */
+  async sweep(count: number): Promise<void> {
+    if (count > 0) await sweepWakeups(this.#o.pool, count, this.#caps);
   }
 
   /** Attempts running on this node. */
@@ -385,10 +424,9 @@ export class Runner {
     }
   }
 
-  /** A job whose task can't start: finished, missing, or out of attempts after a lost run. */
-  async #unclaimable(taskId: string): Promise<void> {
-    const task = await getTask(this.#o.pool, taskId);
-    if (!task || isTerminal(task.status) || task.attempt < task.max_attempts) return;
+  /** A task whose last attempt was lost with its node: it has no attempt left, so it fails. */
+  async #lost(task: TaskRecord): Promise<void> {
+    const taskId = task.task_id;
     const error = { message: 'the process running the last attempt stopped before it finished' };
     const record = await this.#ends.submit({
       taskId,
@@ -400,6 +438,9 @@ export class Runner {
       result: null,
       error,
     });
-    if (record) this.#o.feed.event(record, 'failed', { error });
+    if (record) {
+      this.#o.feed.event(record, 'failed', { error });
+      this.#freed(record);
+    }
   }
 }

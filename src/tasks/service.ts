@@ -2,7 +2,8 @@
 // row, its `created` event and its job in ONE transaction; reads take the live state wherever the
 // task runs (this node's actor, else the node named by the row, else the row); a join subscribes
 // to the topic first and reads the state after, so no event falls between the two; a cancel
-// reaches the attempt on whichever node runs it.
+// reaches the attempt on whichever node runs it; a retry starts a new series of attempts of a task
+// that failed or was cancelled, in one statement (the row, its `retried` event and its job).
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { v7 as uuidv7 } from 'uuid';
@@ -25,9 +26,11 @@ import {
   type Task,
   type TaskEventRecord,
   type TaskRecord,
+  type WaitReason,
+  waitReason,
   withTransaction,
 } from '../db/index.ts';
-import { createTasks, removeTaskJob } from '../queue/index.ts';
+import { createTasks, removeTaskJob, retryTask } from '../queue/index.ts';
 import { InputError } from './errors.ts';
 import type { TaskFeed } from './feed.ts';
 import { GroupCommit } from './group-commit.ts';
@@ -45,6 +48,8 @@ export interface TaskServiceOptions {
   defaultType: string;
   defaultMaxAttempts: number;
   nodeId: string;
+  /** How far ahead `run_at` / `delay_ms` may put a task's start. */
+  maxDelayMs: number;
   log: Logger;
   /** Observes every task created (metrics). */
   onCreated?: (task: TaskRecord) => void;
@@ -56,12 +61,23 @@ export interface CreateRequest {
   input: Record<string, unknown>;
   maxAttempts?: number;
   idempotencyKey?: string;
+  /** -100..100 (default 0): higher runs sooner. */
+  priority?: unknown;
+  /** An ISO 8601 time with a zone: do not start before it (in the past: at once). */
+  runAt?: unknown;
+  /** Do not start for this many milliseconds (not with runAt). */
+  delayMs?: unknown;
 }
 
 export type CancelResult =
   | { kind: 'not_found' }
   | { kind: 'conflict'; task: Task }
   | { kind: 'accepted'; task: Task };
+
+export type RetryResult = CancelResult;
+
+/** An ISO 8601 date-time with seconds optional and a zone (Z or an offset) required. */
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/i;
 
 /** A join's answer: the state to reply with, or why it is refused. */
 export type JoinResult<T> = { ok: true; state: T } | { ok: false; reason: 'unauthorized' | 'unavailable' };
@@ -73,6 +89,11 @@ const STATE_TIMEOUT_MS = 1000;
 const CANCEL_TIMEOUT_MS = 5000;
 const UNAUTHORIZED = { ok: false, reason: 'unauthorized' } as const;
 const UNAVAILABLE = { ok: false, reason: 'unavailable' } as const;
+
+function fmtDays(ms: number): string {
+  const days = ms / 86_400_000;
+  return Number.isInteger(days) ? `${days} days` : `${Math.round(days * 10) / 10} days`;
+}
 
 export class TaskService {
   readonly #o: TaskServiceOptions;
@@ -115,6 +136,7 @@ export class TaskService {
     }
     const fields = type.validate(req.input);
     if (fields) throw new InputError(fields);
+    const { priority, scheduledAt } = this.#scheduling(req);
     const maxAttempts = req.maxAttempts ?? type.maxAttempts ?? this.#o.defaultMaxAttempts;
     const record = await this.#creates.submit({
       id: uuidv7(),
@@ -123,6 +145,8 @@ export class TaskService {
       input: req.input,
       maxAttempts,
       idempotencyKey: req.idempotencyKey ?? null,
+      priority,
+      scheduledAt,
     });
     if (record) {
       this.#o.onCreated?.(record);
@@ -133,6 +157,59 @@ export class TaskService {
     const existing = await getTaskByIdempotencyKey(this.#o.pool, req.owner, req.idempotencyKey!);
     if (!existing) throw new Error('idempotency conflict without a stored task');
     return { task: this.#liveOr(existing), created: false };
+  }
+
+  /** `priority`, `run_at` and `delay_ms` of a create, checked (api.md "POST /api/tasks"). */
+  #scheduling(req: CreateRequest): { priority: number; scheduledAt: Date | null } {
+    const bad: { field: string; message: string }[] = [];
+    const priority = req.priority ?? 0;
+    if (typeof priority !== 'number' || !Number.isInteger(priority) || priority < -100 || priority > 100) {
+      bad.push({ field: 'priority', message: 'must be an integer in -100..100' });
+    }
+    const max = this.#o.maxDelayMs;
+    let scheduledAt: Date | null = null;
+    if (req.runAt !== undefined && req.delayMs !== undefined) {
+      const message = 'give run_at or delay_ms, not both';
+      bad.push({ field: 'run_at', message }, { field: 'delay_ms', message });
+    } else if (req.runAt !== undefined) {
+      const at =
+        typeof req.runAt === 'string' && ISO_TIME.test(req.runAt) ? Date.parse(req.runAt) : Number.NaN;
+      if (Number.isNaN(at)) {
+        bad.push({
+          field: 'run_at',
+          message: 'must be an ISO 8601 time with a time zone, e.g. 2026-11-22T10:00:00Z',
+        });
+      } else if (at - Date.now() > max) {
+        bad.push({ field: 'run_at', message: `must be at most ${max} ms (${fmtDays(max)}) ahead` });
+      } else {
+        scheduledAt = new Date(at);
+      }
+    } else if (req.delayMs !== undefined) {
+      const ms = req.delayMs;
+      if (typeof ms !== 'number' || !Number.isInteger(ms) || ms < 0 || ms > max) {
+        bad.push({ field: 'delay_ms', message: `must be an integer in 0..${max} (${fmtDays(max)})` });
+      } else if (ms > 0) {
+        scheduledAt = new Date(Date.now() + ms);
+      }
+    }
+    if (bad.length) throw new InputError(bad);
+    return { priority: priority as number, scheduledAt };
+  }
+
+  /**
+   * Starts a new series of attempts of a failed or cancelled task: queued again, `attempt` keeps
+   * rising, a fresh budget of max_attempts, an audited and published `retried`. `owner` null acts
+   * for an admin (any task); otherwise only the owner's task is found.
+   */
+  async retry(owner: string | null, id: string, by: string = owner ?? 'admin'): Promise<RetryResult> {
+    const record = await retryTask(this.#o.pool, { taskId: id, owner, by });
+    if (record) {
+      this.#o.feed.event(record, 'retried');
+      return { kind: 'accepted', task: publicTask(record) };
+    }
+    const task = await this.#current(id);
+    if (!task || (owner !== null && task.owner !== owner)) return { kind: 'not_found' };
+    return { kind: 'conflict', task: publicTask(task) };
   }
 
   /** The task's current state, or null if it is not the owner's (`null` owner: an admin's read, with `owner`). */
@@ -343,6 +420,12 @@ export class TaskService {
       );
     }
     return row;
+  }
+
+  /** Why a queued task has not started yet (api.md "Fair scheduling"), as of now. */
+  waitReason(task: Task): Promise<WaitReason | null> {
+    if (task.status !== 'queued') return Promise.resolve(null);
+    return waitReason(this.#o.pool, task.task_id, this.#o.runner.caps);
   }
 
   #accepted(ended: TaskRecord | null, fallback: TaskRecord): CancelResult {

@@ -221,6 +221,42 @@ test('--json: one JSON document per command, NDJSON events for watch', async () 
   assert.equal(JSON.parse(cancelled.stdout).task_id, running.task_id);
 });
 
+test('submit --priority --delay, and retry', async () => {
+  const before = Date.now();
+  const delayed = await cli(['submit', 'demo', 'steps=1', '--priority', '-5', '--delay', '2m', '--json']);
+  assert.equal(delayed.code, 0, delayed.stderr);
+  const task = JSON.parse(delayed.stdout);
+  assert.equal(task.priority, -5);
+  assert.equal(task.status, 'queued');
+  const starts = Date.parse(task.scheduled_at);
+  assert.ok(starts >= before + 120_000 && starts <= Date.now() + 120_000, task.scheduled_at);
+  assert.deepEqual(task.input, { steps: 1 });
+  const plain = await cli(['submit', 'demo', 'steps=1', '--delay', '1500']);
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.match(plain.stdout, /queued \(starts at /);
+  const bad = await cli(['submit', 'demo', '--priority', '200']);
+  assert.equal(bad.code, 64, 'a priority out of range is a usage error');
+  assert.match(bad.stderr, /-100\.\.100/);
+  const badDelay = await cli(['submit', 'demo', '--delay', 'soon']);
+  assert.equal(badDelay.code, 64);
+
+  // retry: a cancelled task runs again; a queued one is refused (exit 1, conflict).
+  const refused = await cli(['retry', task.task_id]);
+  assert.equal(refused.code, 1, refused.stderr);
+  assert.match(refused.stderr, /failed or cancelled/);
+  assert.equal((await cli(['cancel', task.task_id])).code, 0);
+  const again = await cli(['retry', task.task_id, '--json']);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(JSON.parse(again.stdout).status, 'queued');
+  const watched = await cli(['retry', task.task_id]);
+  assert.equal(watched.code, 1, 'a queued task cannot be retried again');
+  const failed = await t.createTask(token, { steps: 2, interval_ms: 0, fail_at_step: 1, max_attempts: 1 });
+  await t.waitForStatus(token, failed.task_id, ['failed']);
+  const rerun = await cli(['retry', failed.task_id]);
+  assert.equal(rerun.code, 0, rerun.stderr);
+  assert.match(rerun.stdout, /queued {2}\(attempt 2 of 2 next\)/);
+});
+
 test('exit codes: down 2, bad token 3, not found 4, refused 1, usage 64; a cancelled watch exits 1', async () => {
   const down = await cli(['ls'], { env: { TASKWIRE_URL: 'http://127.0.0.1:9' } });
   assert.equal(down.code, 2);

@@ -302,3 +302,42 @@ test('close() rejects pending results instead of leaving them hanging', async ()
   await waitFor(() => remote.get(task.id), 'the handler');
   remote.get(task.id)!.finish(null);
 });
+
+test('submit options priority, runAt and delayMs reach the task; retry() runs a cancelled task again', async () => {
+  const tw = createClient({ url: t.url, token });
+  try {
+    const at = new Date(Date.now() + 60_000);
+    const delayed = await tw.create({ type: 'remote', note: 'x' }, { priority: 7, runAt: at });
+    assert.equal(delayed.priority, 7);
+    assert.equal(delayed.scheduled_at, at.toISOString());
+    assert.deepEqual(delayed.input, { note: 'x' });
+    const later = await tw.create({ type: 'remote' }, { delayMs: 60_000, priority: -3 });
+    assert.ok(Date.parse(later.scheduled_at!) >= Date.now() + 59_000);
+    assert.equal(later.priority, -3);
+    await assert.rejects(
+      tw.create({ type: 'remote' }, { priority: 101 }),
+      (err: unknown) => err instanceof TaskwireApiError && err.code === 'validation_failed',
+    );
+    for (const task of [delayed, later]) await tw.cancel(task.task_id);
+
+    const handle = await tw.submit({ type: 'remote' });
+    await waitFor(() => remote.get(handle.id), 'the attempt runs');
+    await tw.cancel(handle.id);
+    await assert.rejects(handle.result(), TaskCancelledError);
+    const done = await tw.create({ type: 'remote' });
+    await waitFor(() => remote.get(done.task_id), 'it runs');
+    remote.get(done.task_id)!.finish('ok');
+    await waitFor(async () => (await tw.get(done.task_id)).status === 'completed', 'it completes');
+    await assert.rejects(
+      tw.retry(done.task_id),
+      (err: unknown) => err instanceof TaskwireApiError && err.code === 'conflict' && err.status === 409,
+    );
+    const again = await tw.retry(handle.id);
+    assert.equal(again.status, 'queued');
+    assert.equal(again.attempt, 1);
+    await waitFor(async () => (await tw.get(handle.id)).attempt === 2, 'the new attempt runs');
+    await tw.cancel(handle.id);
+  } finally {
+    tw.close();
+  }
+});

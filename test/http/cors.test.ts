@@ -49,6 +49,11 @@ test('an allowed origin reads answers, errors and retry-after; a wildcard entry 
   assert.equal(created.headers.get('access-control-allow-origin'), PAGE);
   assert.match(created.headers.get('vary') ?? '', /origin/i);
   assert.match(created.headers.get('access-control-expose-headers') ?? '', /retry-after/i);
+  assert.match(
+    created.headers.get('access-control-expose-headers') ?? '',
+    /taskwire-wait/i,
+    'a page may read why a queued task waits',
+  );
 
   const refused = await fetch(`${strict.url}/api/tasks`, { headers: { origin: 'https://docs.example.org' } });
   assert.equal(refused.status, 401);

@@ -10,12 +10,16 @@ import {
   toTaskRecord,
 } from '../types.ts';
 
-export interface ClaimResult {
-  task: TaskRecord;
-  cancelRequested: boolean;
-  /** The task has output from an earlier attempt: this one starts its output over (output_reset). */
-  outputReset: boolean;
-}
+/** What a claim got: an attempt to run, or a rescued task that has no attempt left. */
+export type ClaimResult =
+  | {
+      kind: 'started';
+      task: TaskRecord;
+      cancelRequested: boolean;
+      /** The task has output from an earlier attempt: this one starts its output over (output_reset). */
+      outputReset: boolean;
+    }
+  | { kind: 'lost'; task: TaskRecord };
 
 /**
  * A rescued task (its process died mid-attempt) may have sent events and output past what was
@@ -25,53 +29,94 @@ export interface ClaimResult {
 export const RESCUE_SEQ_GAP = 1_000_000;
 
 export interface Claim {
-  taskId: string;
-  nodeId: string;
-  /** The seq a live actor of the task already reached (0 when there is none). */
-  minSeq: number;
+  /** The queue job the worker holds (a wake-up). */
+  jobId: string;
+}
+
+/** The fair-scheduling caps (api.md "Fair scheduling"); none means no cap. */
+export interface Caps {
+  /** Running tasks per owner across all nodes (null: no cap). */
+  user: number | null;
+  /** Running tasks per type, for the types that have a cap. */
+  types: Record<string, number>;
 }
 
 /**
- * Starts the next attempt of each task, in ONE statement: status running, attempt + 1, and a
- * `started` audit event, for a queued task (or a running one whose process died). `minSeq`
- * keeps seq from going backwards when the last snapshot lags behind a live actor. A task with
+ * Starts one attempt per job, in ONE statement: status running, attempt + 1, and a `started`
+ * audit event. A job whose running attempt was lost (its node died, and the job was handed back)
+ * runs that same task again; every other job runs the fairest runnable task that
+ * taskwire.pick_tasks() chooses (priority, then owners' turns, within the caps). A task with
  * output from an earlier attempt starts its output over at the next index (past a gap after a
- * rescue). One result per claim, in order: null when the task is terminal, missing, or out of
- * attempts.
+ * rescue). One result per claim, in order: null when there is nothing to run for it.
  */
-export async function claimAttempts(q: Queryable, claims: Claim[]): Promise<(ClaimResult | null)[]> {
-  const { rows } = await q.query<TaskRow & { cancel_requested: boolean; output_reset: boolean }>({
+export async function claimAttempts(
+  q: Queryable,
+  nodeId: string,
+  claims: Claim[],
+  caps: Caps,
+): Promise<(ClaimResult | null)[]> {
+  const { rows } = await q.query<
+    TaskRow & { job: string; cancel_requested: boolean; output_reset: boolean; lost: boolean }
+  >({
     name: 'taskwire_claim_attempts',
     text: `with v as (
-       select * from jsonb_to_recordset($1::jsonb) as v(id uuid, node text, min_seq bigint)
+       select * from jsonb_to_recordset($1::jsonb) as v(ord int, job bigint)
+     ), rescued as (
+       select t.id, v.job from taskwire.tasks t join v on t.job_id = v.job
+        where t.status = 'running'
+        for update of t
+     ), fresh as (
+       select v.job, row_number() over (order by v.ord) as n from v
+        where v.job not in (select job from rescued)
+     ), picked as (
+       select p.task_id as id, row_number() over () as n
+         from taskwire.pick_tasks((select count(*) from fresh)::int, $3::int, $4::jsonb) p
+     ), chosen as (
+       select id, job from rescued
+       union all
+       select p.id, f.job from picked p join fresh f on f.n = p.n
      ), t as (
        update taskwire.tasks t
           set status = 'running', attempt = t.attempt + 1, progress = 0,
-              seq = greatest(t.seq, v.min_seq) + case when t.status = 'running' then ${RESCUE_SEQ_GAP} else 1 end,
+              seq = t.seq + case when t.status = 'running' then ${RESCUE_SEQ_GAP} else 1 end,
               output_start = case when o.output_next > o.output_start
                 then o.output_next + case when o.status = 'running' then ${RESCUE_SEQ_GAP} else 0 end
                 else o.output_start end,
               output_next = case when o.output_next > o.output_start
                 then o.output_next + case when o.status = 'running' then ${RESCUE_SEQ_GAP} else 0 end
                 else o.output_next end,
-              message = null, node_id = v.node, started_at = now(), updated_at = now()
-         from v, taskwire.tasks o
-        where t.id = v.id and o.id = v.id and t.status in ('queued', 'running') and t.attempt < t.max_attempts
-       returning ${prefixed('t')}, t.cancel_requested_at is not null as cancel_requested,
-                 o.output_next > o.output_start as output_reset
+              message = null, node_id = $2, job_id = c.job, started_at = now(), updated_at = now()
+         from chosen c, taskwire.tasks o
+        where t.id = c.id and o.id = c.id and t.status in ('queued', 'running') and t.attempt < t.max_attempts
+       returning ${prefixed('t')}, c.job, t.cancel_requested_at is not null as cancel_requested,
+                 o.output_next > o.output_start as output_reset, false as lost
      ), e as (
        insert into taskwire.task_events (task_id, seq, event, attempt, data)
        select id, seq, 'started', attempt, jsonb_build_object('node', node_id) from t
      )
-     select * from t`,
-    values: [JSON.stringify(claims.map((c) => ({ id: c.taskId, node: c.nodeId, min_seq: c.minSeq })))],
+     select * from t
+     union all
+     select ${prefixed('x')}, r.job, false, false, true from taskwire.tasks x join rescued r on r.id = x.id
+      where x.attempt >= x.max_attempts`,
+    values: [
+      JSON.stringify(claims.map((c, ord) => ({ ord, job: c.jobId }))),
+      nodeId,
+      caps.user,
+      JSON.stringify(caps.types),
+    ],
   });
-  const byId = new Map(rows.map((r) => [r.id, r]));
+  const byJob = new Map(rows.map((r) => [String(r.job), r]));
   return claims.map((c) => {
-    const row = byId.get(c.taskId);
-    return row
-      ? { task: toTaskRecord(row), cancelRequested: row.cancel_requested, outputReset: row.output_reset }
-      : null;
+    const row = byJob.get(c.jobId);
+    if (!row) return null;
+    return row.lost
+      ? { kind: 'lost', task: toTaskRecord(row) }
+      : {
+          kind: 'started',
+          task: toTaskRecord(row),
+          cancelRequested: row.cancel_requested,
+          outputReset: row.output_reset,
+        };
   });
 }
 
@@ -150,7 +195,8 @@ export async function retryAttempt(q: Queryable, r: AttemptRetry): Promise<TaskR
     name: 'taskwire_retry_attempt',
     text: `with t as (
        update taskwire.tasks
-          set status = 'queued', seq = greatest(seq + 1, $3), progress = $4, message = $5, error = $6, updated_at = now()
+          set status = 'queued', seq = greatest(seq + 1, $3), progress = $4, message = $5, error = $6,
+              not_before = $7::timestamptz, updated_at = now()
         where id = $1 and attempt = $2 and status = 'running'
        returning ${TASK_COLUMNS}
      ), e as (
@@ -176,7 +222,7 @@ export async function releaseAttempt(
     `with t as (
        update taskwire.tasks
           set status = 'queued', attempt = attempt - 1, seq = greatest(seq + 1, $3), progress = $4, message = $5,
-              updated_at = now()
+              not_before = null, updated_at = now()
         where id = $1 and attempt = $2 and status = 'running'
        returning ${TASK_COLUMNS}
      ), e as (

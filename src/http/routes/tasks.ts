@@ -1,7 +1,14 @@
-// The task routes of api.md: create, get, list (keyset cursor), cancel, audit trail.
+// The task routes of api.md: create, get, list (keyset cursor), cancel, retry, audit trail. A GET
+// of a queued task says why it waits in the `Taskwire-Wait` header (the Task's fields are api.md's).
 import type { FastifyPluginAsync } from 'fastify';
 import Type from 'typebox';
-import { TASK_STATUSES, type TaskStatus } from '../../contract/index.ts';
+import {
+  MAX_DELAY_MS,
+  PRIORITY_MAX,
+  PRIORITY_MIN,
+  TASK_STATUSES,
+  type TaskStatus,
+} from '../../contract/index.ts';
 import {
   escapeUnstorable,
   findUnstorable,
@@ -26,9 +33,33 @@ const CreateBody = Type.Object(
   {
     type: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
     max_attempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 25 })),
+    priority: Type.Optional(
+      Type.Integer({
+        minimum: PRIORITY_MIN,
+        maximum: PRIORITY_MAX,
+        description: 'higher runs sooner (default 0)',
+      }),
+    ),
+    run_at: Type.Optional(
+      Type.String({
+        format: 'date-time',
+        description:
+          'do not start before this ISO 8601 time (with a zone); in the past: now. At most TASKWIRE_MAX_DELAY_MS ahead',
+      }),
+    ),
+    delay_ms: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: MAX_DELAY_MS,
+        description: 'do not start for this many milliseconds (not with run_at)',
+      }),
+    ),
   },
   { additionalProperties: true },
 );
+
+/** The header on a GET of a queued task that says why it waits. */
+export const WAIT_HEADER = 'taskwire-wait';
 
 const IdParams = Type.Object({ id: Type.String() });
 
@@ -144,11 +175,14 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, opt
     if (wait > 0) {
       throw new HttpError('rate_limited', 'too many tasks created; slow down', { retry_after_ms: wait });
     }
-    const { type, max_attempts, ...input } = body;
+    const { type, max_attempts, priority, run_at, delay_ms, ...input } = body;
     const { task, created } = await service.create({
       owner: request.userId,
       type: type as string | undefined,
       maxAttempts: max_attempts as number | undefined,
+      priority,
+      runAt: run_at,
+      delayMs: delay_ms,
       input,
       idempotencyKey,
     });
@@ -166,10 +200,12 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, opt
     return { tasks, next_cursor: more && last ? encodeCursor(last.task_id) : null };
   });
 
-  app.get('/api/tasks/:id', { schema: { params: IdParams } }, async (request) => {
+  app.get('/api/tasks/:id', { schema: { params: IdParams } }, async (request, reply) => {
     const { id } = request.params as { id: string };
     const task = await service.get(viewer(request), taskId(id));
     if (!task) throw new HttpError('not_found', 'no such task');
+    const wait = await service.waitReason(task);
+    if (wait) reply.header(WAIT_HEADER, wait);
     return task;
   });
 
@@ -179,6 +215,21 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, opt
     if (result.kind === 'not_found') throw new HttpError('not_found', 'no such task');
     if (result.kind === 'conflict') {
       throw new HttpError('conflict', `the task is already ${result.task.status}`, { task: result.task });
+    }
+    reply.code(202);
+    return result.task;
+  });
+
+  app.post('/api/tasks/:id/retry', { schema: { params: IdParams } }, async (request, reply) => {
+    const { id } = request.params as { id: string };
+    const result = await service.retry(request.userId, taskId(id));
+    if (result.kind === 'not_found') throw new HttpError('not_found', 'no such task');
+    if (result.kind === 'conflict') {
+      throw new HttpError(
+        'conflict',
+        `only a failed or cancelled task can be retried; this one is ${result.task.status}`,
+        { task: result.task },
+      );
     }
     reply.code(202);
     return result.task;
