@@ -79,7 +79,7 @@ describe('streamed output across nodes', { concurrency: false }, () => {
     const created = await post(a.url, alice, '/api/tasks', {
       type: 'generate',
       prompt,
-      tokens: 300,
+      tokens: 600,
       interval_ms: 20,
     });
     const id = created.body.task_id;
