@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { isDatabaseUnavailable, type OutputSegment, writeOutput } from '../db/index.ts';
 import type { TaskActor } from './actor.ts';
 import { OutputError } from './errors.ts';
+import { WriteBehind } from './write-behind.ts';
 
 export interface OutputWriterOptions {
   pool: pg.Pool;
@@ -21,54 +22,43 @@ export interface OutputWriterOptions {
 
 export class OutputWriter {
   readonly #o: OutputWriterOptions;
-  #dirty = new Set<TaskActor>();
-  #timer: NodeJS.Timeout | undefined;
-  #flushing: Promise<void> | undefined;
+  readonly #behind: WriteBehind;
   failures = 0;
 
   constructor(opts: OutputWriterOptions) {
     this.#o = opts;
+    this.#behind = new WriteBehind(opts.intervalMs, (batch) => this.#flushOnce(batch));
   }
 
   start(): void {
-    this.#timer = setInterval(() => {
-      this.flush().catch(() => {}); // logged in #flushOnce
-    }, this.#o.intervalMs);
-    this.#timer.unref();
+    this.#behind.start();
   }
 
   markDirty(actor: TaskActor): void {
-    this.#dirty.add(actor);
+    this.#behind.markDirty(actor);
   }
 
   get pending(): number {
-    return this.#dirty.size;
+    return this.#behind.pending;
   }
 
   /** Writes every dirty actor's chunks; concurrent calls share one flush. Rejects if the write failed. */
   flush(): Promise<void> {
-    if (this.#flushing) return this.#flushing;
-    if (this.#dirty.size === 0) return Promise.resolve();
-    this.#flushing = this.#flushOnce().finally(() => {
-      this.#flushing = undefined;
-    });
-    return this.#flushing;
+    return this.#behind.flush();
   }
 
   /** Resolves once every chunk `actor` has produced so far is stored; rejects while that fails. */
   async drain(actor: TaskActor): Promise<void> {
     while (actor.hasPendingOutput) {
-      this.#dirty.add(actor);
-      const inFlight = this.#flushing;
+      this.#behind.markDirty(actor);
+      const inFlight = this.#behind.flushing;
       // A flush already under way may have taken only part of the chunks: wait for it, then look again.
       if (inFlight) await inFlight.catch(() => {});
       else await this.flush();
     }
   }
 
-  async #flushOnce(): Promise<void> {
-    const batch = this.#dirty;
-    this.#dirty = new Set();
+  async #flushOnce(batch: Set<TaskActor>): Promise<void> {
     const segments: OutputSegment[] = [];
     const owners = new Map<OutputSegment, TaskActor>();
     for (const actor of batch) {
@@ -90,7 +80,7 @@ export class OutputWriter {
       this.failures += 1;
       for (const actor of new Set(owners.values())) {
         actor.outputUnsent();
-        this.#dirty.add(actor);
+        this.#behind.markDirty(actor);
       }
       this.#o.log.warn({ err, segments: segments.length }, 'output flush failed; will retry');
       throw err;
@@ -141,7 +131,6 @@ export class OutputWriter {
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.#timer);
-    await this.flush().catch(() => {});
+    await this.#behind.stop();
   }
 }

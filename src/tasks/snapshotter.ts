@@ -7,6 +7,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import { isDatabaseUnavailable, type Snapshot, writeSnapshots } from '../db/index.ts';
 import type { TaskActor } from './actor.ts';
+import { WriteBehind } from './write-behind.ts';
 
 export interface SnapshotterOptions {
   pool: pg.Pool;
@@ -18,41 +19,32 @@ export interface SnapshotterOptions {
 
 export class Snapshotter {
   readonly #opts: SnapshotterOptions;
-  #dirty = new Set<TaskActor>();
-  #timer: NodeJS.Timeout | undefined;
-  #flushing: Promise<void> | undefined;
+  readonly #behind: WriteBehind;
   failures = 0;
 
   constructor(opts: SnapshotterOptions) {
     this.#opts = opts;
+    this.#behind = new WriteBehind(opts.intervalMs, (batch) => this.#flushOnce(batch));
   }
 
   start(): void {
-    this.#timer = setInterval(() => void this.flush(), this.#opts.intervalMs);
-    this.#timer.unref();
+    this.#behind.start();
   }
 
   markDirty(actor: TaskActor): void {
-    this.#dirty.add(actor);
+    this.#behind.markDirty(actor);
   }
 
   get pending(): number {
-    return this.#dirty.size;
+    return this.#behind.pending;
   }
 
   /** Writes every dirty running actor; concurrent calls share one flush. */
   flush(): Promise<void> {
-    if (this.#flushing) return this.#flushing;
-    if (this.#dirty.size === 0) return Promise.resolve();
-    this.#flushing = this.#flushOnce().finally(() => {
-      this.#flushing = undefined;
-    });
-    return this.#flushing;
+    return this.#behind.flush();
   }
 
-  async #flushOnce(): Promise<void> {
-    const batch = this.#dirty;
-    this.#dirty = new Set();
+  async #flushOnce(batch: Set<TaskActor>): Promise<void> {
     const snapshots: Snapshot[] = [];
     const actors: TaskActor[] = [];
     for (const actor of batch) {
@@ -73,7 +65,7 @@ export class Snapshotter {
       this.failures += 1;
       if (isDatabaseUnavailable(err) || snapshots.length === 1) {
         // Unreachable (or a lone one refused): keep them dirty, the next tick tries again.
-        for (const actor of actors) this.#dirty.add(actor);
+        for (const actor of actors) this.#behind.markDirty(actor);
         this.#opts.log.warn({ err, count: snapshots.length }, 'snapshot flush failed; will retry');
         return;
       }
@@ -83,7 +75,7 @@ export class Snapshotter {
           writeSnapshots(this.#opts.pool, [snap]).then(
             () => actors[i].snapshotSaved(snap),
             (alone: unknown) => {
-              this.#dirty.add(actors[i]);
+              this.#behind.markDirty(actors[i]);
               this.#opts.log.warn({ err: alone, task_id: snap.taskId }, 'snapshot refused; will retry');
             },
           ),
@@ -93,7 +85,6 @@ export class Snapshotter {
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.#timer);
-    await this.flush();
+    await this.#behind.stop();
   }
 }

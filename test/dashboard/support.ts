@@ -1,20 +1,18 @@
 // Browser tests of the dashboard: Debian's Chromium through playwright-core (never a downloaded
 // browser), the dashboard built from the current sources into a temporary folder, and a real
 // server serving it. Skipped, saying so, where /usr/bin/chromium is missing, except under CI.
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { buildDashboard } from '../../scripts/build-dashboard.ts';
+import { CHROMIUM, launchChromium, noBrowser } from '../helpers/chromium.ts';
 
-export const CHROMIUM = '/usr/bin/chromium';
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 /** Screenshots for people: kept after the run (gitignored); the README's copies are in docs/images. */
 export const ARTIFACTS = path.join(ROOT, 'test-artifacts/dashboard');
 
-export const noBrowser: string | false =
-  existsSync(CHROMIUM) || process.env.CI ? false : `needs ${CHROMIUM} (apt-get install chromium)`;
+export { CHROMIUM, noBrowser };
 
 export async function builtDashboard(): Promise<{ dir: string; remove(): Promise<void> }> {
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'taskwire-dashboard-'));
@@ -22,23 +20,8 @@ export async function builtDashboard(): Promise<{ dir: string; remove(): Promise
   return { dir: tmp, remove: () => rm(tmp, { recursive: true, force: true }) };
 }
 
-export function launch(): Promise<Browser> {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-    timeout: 30_000,
-  });
-}
+/** Headless Chromium, as every browser test starts it (test/helpers/chromium.ts). */
+export const launch = launchChromium;
 
 /** A page that fails the test on any dialog (an XSS would alert) and collects console errors. */
 export async function openPage(

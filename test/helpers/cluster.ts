@@ -2,6 +2,7 @@
 // or redis), with fast liveness so failover fits in a test; and a phoenix.js follower that records
 // what one client of one node sees of one topic (events, join replies, errors).
 import { Socket } from 'phoenix';
+import { EVENT_CLASS } from '../../src/contract/index.ts';
 import { type ServerProcess, spawnServer } from './process.ts';
 import { waitFor } from './wait.ts';
 
@@ -70,19 +71,8 @@ export interface Followed {
   until(name: string, where?: (payload: any) => boolean, timeoutMs?: number): Promise<any>;
 }
 
-const EVENTS = [
-  'created',
-  'started',
-  'progress',
-  'retrying',
-  'completed',
-  'failed',
-  'cancelled',
-  'retried',
-  'output',
-  'output_reset',
-  'stats',
-];
+/** Every event a client may see on a topic (the contract's list). */
+const EVENTS = Object.keys(EVENT_CLASS);
 
 /** Follows `topic` on the node at `url` with the official client; resolves after the first ok join. */
 export async function follow(url: string, token: string, topic: string): Promise<Followed> {
