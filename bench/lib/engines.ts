@@ -1,6 +1,6 @@
-// Private engine processes for outage tests: a nats-server on a random port or a redis-server on a
-// unix socket in a temporary directory, which a test may kill and start again at the same address
-// without touching the machine's shared services.
+// Private message-engine processes (nats-server, redis-server) for the bus benchmark and the bus
+// outage tests: their own port or unix socket and temporary directory, so that they can be measured
+// (/proc/<pid>), killed and started again at the same address without touching the shared services.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -10,7 +10,7 @@ export const NATS_SERVER = process.env.NATS_SERVER_BIN ?? '/usr/sbin/nats-server
 export const REDIS_SERVER = process.env.REDIS_SERVER_BIN ?? '/usr/bin/redis-server';
 
 export interface EngineProcess {
-  /** What a transport connects to: nats://127.0.0.1:<port>, or the redis unix socket path. */
+  /** What a transport connects to: nats://127.0.0.1:<port>, redis://127.0.0.1:<port> or a unix socket path. */
   url: string;
   pid(): number;
   /** SIGKILL, and waits for the exit. */
@@ -94,15 +94,18 @@ export async function startNatsServer(config?: string): Promise<EngineProcess> {
   };
 }
 
-/** A private redis-server on a unix socket (no TCP port, no persistence). */
-export async function startRedisServer(): Promise<EngineProcess> {
+/** A private redis-server without persistence, on a unix socket (default) or on a TCP port of 127.0.0.1. */
+export async function startRedisServer(opts: { port?: number } = {}): Promise<EngineProcess> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'taskwire-redis-'));
   const socket = path.join(dir, 'r.sock');
-  const args = ['--port', '0', '--unixsocket', socket, '--save', '', '--appendonly', 'no', '--dir', dir];
+  const listen = opts.port
+    ? ['--port', String(opts.port), '--bind', '127.0.0.1']
+    : ['--port', '0', '--unixsocket', socket];
+  const args = [...listen, '--save', '', '--appendonly', 'no', '--dir', dir];
   const ready = /ready to accept connections/i;
   let { child } = await launch(REDIS_SERVER, args, ready);
   return {
-    url: socket,
+    url: opts.port ? `redis://127.0.0.1:${opts.port}` : socket,
     pid: () => child.pid!,
     kill: () => killed(child),
     async restart() {
