@@ -18,7 +18,11 @@ test('five concurrent migrations on a fresh database apply each version exactly 
   try {
     const applied = await Promise.all(pools.map((p) => migrate(p)));
     const versions = (await loadMigrations()).map((m) => m.version);
-    assert.deepEqual(applied.flat().sort(), versions, 'each version applied by exactly one of them');
+    assert.deepEqual(
+      applied.flat().sort((a, b) => a - b),
+      versions,
+      'each version applied by exactly one of them',
+    );
     const { rows } = await pools[0].query('select version from taskwire.schema_migrations order by version');
     assert.deepEqual(
       rows.map((r) => r.version),

@@ -99,6 +99,7 @@ export class MemoryTransport implements BusTransport {
   readonly #calls: Upcalls;
   readonly #outbox: Outbox;
   readonly #inbox: Inbox;
+  #started = false;
   #stopping: Promise<void> | undefined;
 
   constructor(opts: MemoryTransportOptions) {
@@ -120,7 +121,8 @@ export class MemoryTransport implements BusTransport {
   }
 
   async start(channels: string[], handlers: TransportHandlers): Promise<void> {
-    if (this.#stopping) throw new Error('memory bus: start() after stop()');
+    if (this.#started || this.#stopping) throw new Error('bus (memory): start() may be called once');
+    this.#started = true;
     this.#calls.open(handlers);
     this.broker.attach(this, {
       namespace: this.#namespace,
