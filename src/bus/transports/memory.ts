@@ -148,7 +148,7 @@ export class MemoryTransport implements BusTransport {
       this.#counters.unsent += messages.length;
       return;
     }
-    this.#outbox.push(channel, messages);
+    this.#counters.unsent += this.#outbox.push(channel, messages);
   }
 
   stats(): TransportStats {

@@ -115,7 +115,7 @@ export class RedisTransport implements BusTransport {
       this.#counters.unsent += messages.length;
       return;
     }
-    this.#outbox.push(channel, messages);
+    this.#counters.unsent += this.#outbox.push(channel, messages);
   }
 
   stats(): TransportStats {
