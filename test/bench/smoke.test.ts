@@ -30,7 +30,7 @@ const SIZES: Record<string, string[]> = {
   ],
   sockets: ['--sockets', '20', '--tasks', '2', '--users', '2', '--hold', '300', '--settle', '200'],
   actors: ['--tasks', '10', '--live', '1500', '--linger', '200', '--warmup', '3'],
-  bus: ['--duration', '300', '--warmup', '100', '--rate', '500', '--window', '500'],
+  bus: ['--duration', '300', '--warmup', '100', '--rate', '500', '--window', '500', '--pair-retries', '0'],
 };
 
 /** Scenarios that compare something other than taskwire with the peer. */
