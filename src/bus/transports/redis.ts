@@ -85,12 +85,15 @@ export class RedisTransport implements BusTransport {
     });
     sub.on('ready', () => void this.#subscribe(sub));
     for (const c of [pub, sub]) c.on('close', () => this.#lost(c));
+    const ready = Promise.all([pub.connect(), sub.connect()]).then(() =>
+      this.#calls.connected ? undefined : new Promise<void>((resolve) => this.#whenUp.push(resolve)),
+    );
+    // After a timeout the connection attempts still settle: never as an unhandled rejection.
+    ready.catch(() => {});
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
-        Promise.all([pub.connect(), sub.connect()]).then(() =>
-          this.#calls.connected ? undefined : new Promise<void>((resolve) => this.#whenUp.push(resolve)),
-        ),
+        ready,
         new Promise((_, reject) => {
           timer = setTimeout(() => reject(new Error('timed out')), this.#o.connectTimeoutMs);
         }),
