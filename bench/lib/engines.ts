@@ -21,6 +21,24 @@ export interface EngineProcess {
   dispose(): Promise<void>;
 }
 
+/** Engine processes still running: killed if this process exits or is interrupted first. */
+const live = new Set<ChildProcess>();
+let guarded = false;
+
+function guard(): void {
+  if (guarded) return;
+  guarded = true;
+  const killAll = () => {
+    for (const c of live) c.kill('SIGKILL');
+  };
+  process.on('exit', killAll);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const)
+    process.once(signal, () => {
+      killAll();
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    });
+}
+
 /** Spawns `cmd` and resolves once a line of its output matches `ready` (rejects on exit or after 15 s). */
 function launch(
   cmd: string,
@@ -28,7 +46,10 @@ function launch(
   ready: RegExp,
 ): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
   return new Promise((resolve, reject) => {
+    guard();
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    live.add(child);
+    child.once('exit', () => live.delete(child));
     let out = '';
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
