@@ -19,7 +19,7 @@ test('five concurrent migrations on a fresh database apply each version exactly 
     const applied = await Promise.all(pools.map((p) => migrate(p)));
     const versions = (await loadMigrations()).map((m) => m.version);
     assert.deepEqual(
-      applied.flat().sort((a, b) => a - b),
+      applied.flat().sort((x, y) => x - y),
       versions,
       'each version applied by exactly one of them',
     );
