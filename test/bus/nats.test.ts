@@ -4,10 +4,10 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { type EngineProcess, startNatsServer } from '../../bench/lib/engines.ts';
 import { NatsTransport, natsSubject } from '../../src/bus/transports/nats.ts';
 import { freePort } from '../helpers/process.ts';
 import { conformance, type EngineUnderTest, namespace, startNodes, stopNodes } from './conformance.ts';
+import { type EngineProcess, startNatsServer } from './engines.ts';
 import { assertStartTimesOut, jsonOfBytes, silentServer, testLogger } from './support.ts';
 
 const NATS_URL = process.env.TEST_NATS_URL ?? 'nats://127.0.0.1:4222';

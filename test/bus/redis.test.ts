@@ -3,10 +3,10 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { type EngineProcess, startRedisServer } from '../../bench/lib/engines.ts';
 import { RedisTransport, redisChannel } from '../../src/bus/transports/redis.ts';
 import { freePort } from '../helpers/process.ts';
 import { conformance, type EngineUnderTest, namespace, startNodes, stopNodes } from './conformance.ts';
+import { type EngineProcess, startRedisServer } from './engines.ts';
 import { assertStartTimesOut, silentServer, testLogger } from './support.ts';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
