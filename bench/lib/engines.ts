@@ -3,6 +3,7 @@
 // (/proc/<pid>), killed and started again at the same address without touching the shared services.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -116,17 +117,32 @@ export async function startNatsServer(config?: string): Promise<EngineProcess> {
 }
 
 /** A private redis-server without persistence, on a unix socket (default) or on a TCP port of 127.0.0.1. */
-export async function startRedisServer(opts: { port?: number } = {}): Promise<EngineProcess> {
+export async function startRedisServer(opts: { tcp?: boolean } = {}): Promise<EngineProcess> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'taskwire-redis-'));
   const socket = path.join(dir, 'r.sock');
-  const listen = opts.port
-    ? ['--port', String(opts.port), '--bind', '127.0.0.1']
-    : ['--port', '0', '--unixsocket', socket];
-  const args = [...listen, '--save', '', '--appendonly', 'no', '--dir', dir];
+  const common = ['--save', '', '--appendonly', 'no', '--dir', dir];
   const ready = /ready to accept connections/i;
-  let { child } = await launch(REDIS_SERVER, args, ready);
+  // redis-server cannot pick a free TCP port itself: take one the kernel just gave out, and try
+  // another if something else took it meanwhile.
+  let args: string[] = [];
+  let started: { child: ChildProcess } | undefined;
+  for (let attempt = 0; !started; attempt++) {
+    args = opts.tcp
+      ? ['--port', String(await kernelPort()), '--bind', '127.0.0.1', ...common]
+      : ['--port', '0', '--unixsocket', socket, ...common];
+    try {
+      started = await launch(REDIS_SERVER, args, ready);
+    } catch (err) {
+      if (!opts.tcp || attempt >= 4 || !/in use/i.test(String(err))) {
+        rmSync(dir, { recursive: true, force: true });
+        throw err;
+      }
+    }
+  }
+  let { child } = started;
+  const port = opts.tcp ? args[1] : undefined;
   return {
-    url: opts.port ? `redis://127.0.0.1:${opts.port}` : socket,
+    url: port ? `redis://127.0.0.1:${port}` : socket,
     pid: () => child.pid!,
     kill: () => killed(child),
     async restart() {
@@ -138,4 +154,16 @@ export async function startRedisServer(opts: { port?: number } = {}): Promise<En
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A TCP port of 127.0.0.1 that was free a moment ago. */
+function kernelPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
 }

@@ -17,7 +17,6 @@ import {
   CpuMeter,
   cpuByPid,
   cpuMs,
-  freePort,
   machineBusyPct,
   sleep,
   spawnNode,
@@ -108,7 +107,7 @@ async function startEngine(kind: Kind, shared: boolean): Promise<Engine> {
   const natsUrl = process.env.BENCH_NATS_URL ?? 'nats://127.0.0.1:4222';
   if (kind === 'nats')
     return processEngine('nats', shared ? undefined : await startNatsServer(), natsUrl, 'nats-server');
-  const redis = shared ? undefined : await startRedisServer({ port: await freePort() });
+  const redis = shared ? undefined : await startRedisServer({ tcp: true });
   return processEngine('redis', redis, REDIS_URL, 'redis-server');
 }
 
