@@ -7,9 +7,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { bool, type FlagSpec, helpText, int, list, parseFlags, str, UsageError } from './lib/args.ts';
 import { machineBusyPct } from './lib/procs.ts';
-import { evaluate, jsonLine, printReport, type RunReport, ratios } from './lib/report.ts';
+import { evaluate, jsonLine, printReport, type RunReport, ratios, table } from './lib/report.ts';
 import { RESULTS_DIR, type TargetName } from './lib/targets.ts';
 import { actors } from './scenarios/actors.ts';
+import { bus } from './scenarios/bus.ts';
 import type { Ctx, Scenario } from './scenarios/common.ts';
 import { fanout } from './scenarios/fanout.ts';
 import { sockets } from './scenarios/sockets.ts';
@@ -18,7 +19,7 @@ import { throughput } from './scenarios/throughput.ts';
 /** Other work above this share of one core during a window makes the run "disturbed". */
 const DISTURBED_PCT = 25;
 
-const SCENARIOS: Record<string, Scenario<any>> = { throughput, fanout, sockets, actors };
+const SCENARIOS: Record<string, Scenario<any>> = { throughput, fanout, sockets, actors, bus };
 
 const COMMON = {
   target: str<'taskwire' | 'peer' | 'both'>('taskwire', 'which server to measure', [
@@ -249,6 +250,10 @@ async function main(argv: string[]): Promise<number> {
     }));
   }
   printReport(report, (line) => console.log(line));
+  for (const [target, figures] of Object.entries(report.figures)) {
+    const rows = figures && scenario.table?.(figures);
+    if (rows && rows.length > 1) console.log(`${target}:\n${table(rows)}\n`);
+  }
   mkdirSync(RESULTS_DIR, { recursive: true });
   const file = path.join(RESULTS_DIR, `${runId}.json`);
   writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);

@@ -49,6 +49,8 @@ export interface Scenario<S extends FlagSpec = FlagSpec> {
   /** Figures compared as taskwire/peer. */
   ratioNames: string[];
   measure(target: TargetName, flags: FlagValues<S>, ctx: Ctx): Promise<Measured>;
+  /** A compact table of the figures (rows of cells, the first a header), printed after the report. */
+  table?(figures: Figures): string[][];
 }
 
 export function defineScenario<S extends FlagSpec>(s: Scenario<S>): Scenario<S> {

@@ -94,3 +94,38 @@ test('the inbox counts a jump in a publisher counter as a gap, drops repeats, an
   assert.deepEqual(inbox.accept('all', refFrame('p1', 10, 2, 'p1.1')), { ref: 'p1.1', count: 2 });
   assert.equal(counters.framesIn, 7);
 });
+
+test('the outbox refuses messages past its bound while a send is in flight, and says how many', async () => {
+  let release: () => void = () => {};
+  const sent: OutFrame[][] = [];
+  const out = new Outbox({
+    publisher: 'pubY',
+    maxFrameBytes: () => 1000,
+    large: 'parts',
+    maxQueued: 10,
+    send: (frames) => {
+      sent.push(frames);
+      // The first send is held until the test releases it.
+      if (sent.length > 1) return;
+      return new Promise<void>((resolve) => {
+        release = resolve;
+      });
+    },
+  });
+  assert.equal(out.push('all', ['1', '2']), 0);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(sent.length, 1, 'the first flush is in flight');
+  assert.equal(
+    out.push(
+      'all',
+      Array.from({ length: 8 }, () => '3'),
+    ),
+    0,
+  );
+  assert.equal(out.push('all', ['4', '5', '6']), 1, 'two fit, one is refused');
+  assert.equal(out.queued, 10);
+  release();
+  await out.drain(1000);
+  assert.equal(sent.length, 2);
+  assert.deepEqual(read(sent.flat(), 1000).messages.length, 12);
+});

@@ -8,7 +8,7 @@ import { NatsTransport, natsSubject } from '../../src/bus/transports/nats.ts';
 import { quietPort } from '../helpers/ports.ts';
 import { conformance, type EngineUnderTest, namespace, startNodes, stopNodes } from './conformance.ts';
 import { type EngineProcess, startNatsServer } from './engines.ts';
-import { jsonOfBytes, testLogger } from './support.ts';
+import { assertStartTimesOut, jsonOfBytes, silentServer, testLogger } from './support.ts';
 
 const NATS_URL = process.env.TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
 const CAP = 256 * 1024;
@@ -134,5 +134,20 @@ test('the NATS server killed and started again: down, up, subscriptions restored
     assert.ok(sink.lines.some((l) => l.level === 30 && l.msg === 'bus connection restored'));
   } finally {
     await stopNodes(nodes);
+  }
+});
+
+test('start() gives up after its connect timeout when the server never answers', async () => {
+  const silent = await silentServer();
+  try {
+    const t = new NatsTransport({
+      url: `nats://127.0.0.1:${silent.port}`,
+      namespace: namespace(),
+      log: testLogger().log,
+      connectTimeoutMs: 1500,
+    });
+    await assertStartTimesOut(t, 1500, /bus \(nats\): cannot connect to .* within 1500 ms/);
+  } finally {
+    await silent.close();
   }
 });

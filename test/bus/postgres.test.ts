@@ -10,7 +10,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { quietPort } from '../helpers/ports.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { conformance, type EngineUnderTest, namespace, startNodes, stopNodes } from './conformance.ts';
-import { jsonOfBytes, nodeChannel, testLogger } from './support.ts';
+import { assertStartTimesOut, jsonOfBytes, nodeChannel, silentServer, testLogger } from './support.ts';
 
 let db: TestDatabase;
 let admin: pg.Client;
@@ -163,4 +163,19 @@ test('a terminated LISTEN connection: down, then up after re-LISTEN, and message
     [db.name],
   );
   assert.equal(left.rows[0].n, 0, 'stop() closed the connections');
+});
+
+test('start() gives up after its connect timeout when the database never answers', async () => {
+  const silent = await silentServer();
+  try {
+    const t = new PostgresTransport({
+      databaseUrl: `postgres://postgres@127.0.0.1:${silent.port}/db`,
+      namespace: namespace(),
+      log: testLogger().log,
+      connectTimeoutMs: 1500,
+    });
+    await assertStartTimesOut(t, 1500, /bus \(postgres\): cannot LISTEN on localhost:\d+\/db within 1500 ms/);
+  } finally {
+    await silent.close();
+  }
 });

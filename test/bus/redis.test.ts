@@ -7,7 +7,7 @@ import { RedisTransport, redisChannel } from '../../src/bus/transports/redis.ts'
 import { quietPort } from '../helpers/ports.ts';
 import { conformance, type EngineUnderTest, namespace, startNodes, stopNodes } from './conformance.ts';
 import { type EngineProcess, startRedisServer } from './engines.ts';
-import { testLogger } from './support.ts';
+import { assertStartTimesOut, silentServer, testLogger } from './support.ts';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const CAP = 256 * 1024;
@@ -78,5 +78,20 @@ test('the Redis server killed and started again: down, up, channels subscribed a
     assert.ok(sink.lines.some((l) => l.level === 30 && l.msg === 'bus connection restored'));
   } finally {
     await stopNodes(nodes);
+  }
+});
+
+test('start() gives up after its connect timeout when the server never answers', async () => {
+  const silent = await silentServer();
+  try {
+    const t = new RedisTransport({
+      url: `redis://127.0.0.1:${silent.port}`,
+      namespace: namespace(),
+      log: testLogger().log,
+      connectTimeoutMs: 1500,
+    });
+    await assertStartTimesOut(t, 1500, /bus \(redis\): cannot connect to .* within 1500 ms/);
+  } finally {
+    await silent.close();
   }
 });

@@ -1,7 +1,9 @@
 // What the bus transport tests share: a recording set of handlers with event-driven waits, a
 // logger whose lines a test can read, and messages of exact UTF-8 sizes.
+import assert from 'node:assert/strict';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import pino, { type Logger } from 'pino';
-import type { TransportHandlers } from '../../src/bus/transport.ts';
+import type { BusTransport, TransportHandlers } from '../../src/bus/transport.ts';
 import { type LogSink, logSink } from '../helpers/log-sink.ts';
 
 export interface Recorder {
@@ -105,3 +107,37 @@ export function nodeChannel(name: string): string {
 }
 
 export const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** A TCP server that accepts connections and never says a word: an engine that hangs. */
+export async function silentServer(): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => {});
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Asserts that starting `transport` against a silent server fails within about `timeoutMs`. */
+export async function assertStartTimesOut(
+  transport: BusTransport,
+  timeoutMs: number,
+  message: RegExp,
+): Promise<void> {
+  const started = Date.now();
+  await assert.rejects(transport.start(['all'], { deliver() {}, up() {}, down() {} }), message);
+  const took = Date.now() - started;
+  assert.ok(took >= timeoutMs * 0.8 && took < timeoutMs + 3000, `gave up after ${took} ms`);
+  assert.equal(transport.connected, false);
+  await transport.stop();
+}

@@ -13,7 +13,7 @@ export interface InboxOptions {
   maxFrameBytes(): number;
   /** A message reassembled from parts may not grow past this (default 64 MiB). */
   maxMessageBytes?: number;
-  /** Publishers remembered per channel at most (the oldest is forgotten first; default 10,000). */
+  /** (channel, publisher) pairs remembered at most (the oldest is forgotten first; default 10,000). */
   maxPublishers?: number;
 }
 

@@ -99,6 +99,7 @@ export class MemoryTransport implements BusTransport {
   readonly #calls: Upcalls;
   readonly #outbox: Outbox;
   readonly #inbox: Inbox;
+  #started = false;
   #stopping: Promise<void> | undefined;
 
   constructor(opts: MemoryTransportOptions) {
@@ -120,7 +121,8 @@ export class MemoryTransport implements BusTransport {
   }
 
   async start(channels: string[], handlers: TransportHandlers): Promise<void> {
-    if (this.#stopping) throw new Error('memory bus: start() after stop()');
+    if (this.#started || this.#stopping) throw new Error('bus (memory): start() may be called once');
+    this.#started = true;
     this.#calls.open(handlers);
     this.broker.attach(this, {
       namespace: this.#namespace,
@@ -146,7 +148,7 @@ export class MemoryTransport implements BusTransport {
       this.#counters.unsent += messages.length;
       return;
     }
-    this.#outbox.push(channel, messages);
+    this.#counters.unsent += this.#outbox.push(channel, messages);
   }
 
   stats(): TransportStats {

@@ -107,7 +107,7 @@ export class NatsTransport implements BusTransport {
       this.#counters.unsent += messages.length;
       return;
     }
-    this.#outbox.push(channel, messages);
+    this.#counters.unsent += this.#outbox.push(channel, messages);
   }
 
   stats(): TransportStats {

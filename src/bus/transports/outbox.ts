@@ -28,6 +28,8 @@ export interface OutboxOptions {
    * not reject.
    */
   send(frames: OutFrame[]): void | Promise<void>;
+  /** Messages queued at most while a send is in flight (default 200,000); past it push() refuses. */
+  maxQueued?: number;
 }
 
 export class Outbox {
@@ -48,8 +50,14 @@ export class Outbox {
     return this.#queued;
   }
 
-  push(channel: string, messages: string[]): void {
-    if (messages.length === 0) return;
+  /** Queues messages for the next flush; returns how many it refused (the queue is full). */
+  push(channel: string, messages: string[]): number {
+    if (messages.length === 0) return 0;
+    const room = (this.#o.maxQueued ?? 200_000) - this.#queued;
+    if (room < messages.length) {
+      if (room <= 0) return messages.length;
+      return this.push(channel, messages.slice(0, room)) + messages.length - room;
+    }
     let queue = this.#pending.get(channel);
     if (!queue) {
       queue = [];
@@ -61,6 +69,7 @@ export class Outbox {
       this.#scheduled = true;
       setImmediate(this.#flush);
     }
+    return 0;
   }
 
   /** Forgets what is queued (the engine went away); returns how many messages that was. */

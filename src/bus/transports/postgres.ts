@@ -132,7 +132,7 @@ export class PostgresTransport implements BusTransport {
       this.#counters.unsent += messages.length;
       return;
     }
-    this.#outbox.push(channel, messages);
+    this.#counters.unsent += this.#outbox.push(channel, messages);
   }
 
   stats(): TransportStats {
@@ -181,8 +181,11 @@ export class PostgresTransport implements BusTransport {
     });
     try {
       await client.connect();
-      const listens = [...this.#listening.keys()].map((n) => `listen ${pg.escapeIdentifier(n)}`);
-      if (listens.length > 0) await client.query(listens.join('; '));
+      // A NOTIFY commits a transaction (with an xid): waiting for its WAL flush buys nothing for
+      // an at-most-once bus, so this session commits asynchronously. Then LISTEN on every channel.
+      const setup = ['set synchronous_commit = off'];
+      for (const n of this.#listening.keys()) setup.push(`listen ${pg.escapeIdentifier(n)}`);
+      await client.query(setup.join('; '));
     } catch (err) {
       await client.end().catch(() => {});
       throw err;
