@@ -3,7 +3,7 @@
 // the server's stats every few seconds as a `stats` event. Must not touch the database or know
 // the wire.
 import { type TopicSubscriber, topicEvent } from '../bus/index.ts';
-import type { Stats, Task } from '../contract/index.ts';
+import { EVENT_CLASS, type Stats, type Task } from '../contract/index.ts';
 import type { JoinResult as TasksJoin } from '../tasks/index.ts';
 import type { ChannelContext, ChannelFactory, JoinResult } from './router.ts';
 import { TopicChannel } from './task-channel.ts';
@@ -51,7 +51,7 @@ class AdminChannel extends TopicChannel {
           ctx.topic,
           'stats',
           stats as unknown as Record<string, unknown>,
-          'latest',
+          EVENT_CLASS.stats,
           STATS_KEY,
           this.#statsSeq,
         ),

@@ -85,4 +85,5 @@ export const EVENT_CLASS: Readonly<
   retried: 'always',
   output: 'ordered',
   output_reset: 'ordered',
+  stats: 'latest',
 };
