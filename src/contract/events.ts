@@ -73,7 +73,7 @@ export interface OutputResetPayload {
 
 /** Every event name a client may see, with its delivery class. */
 export const EVENT_CLASS: Readonly<
-  Record<TaskEventName | 'created' | 'output' | 'output_reset', DeliveryClass>
+  Record<TaskEventName | 'created' | 'output' | 'output_reset' | 'stats', DeliveryClass>
 > = {
   created: 'always',
   started: 'always',
