@@ -71,7 +71,7 @@ export interface OutputResetPayload {
   start: number;
 }
 
-/** Every event name a client may see, with its delivery class. */
+/** Every event name a client may see, with its delivery class (`stats`: on `admin:tasks`, GET /api/stats's figures). */
 export const EVENT_CLASS: Readonly<
   Record<TaskEventName | 'created' | 'output' | 'output_reset' | 'stats', DeliveryClass>
 > = {
