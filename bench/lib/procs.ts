@@ -198,6 +198,57 @@ export function cpuSplitMs(pid: number): { user: number; sys: number } {
   }
 }
 
+/** The pids of a process's descendants (children, their children...), from /proc/<pid>/stat. */
+export function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(entry));
+      children.set(ppid, list);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    for (const c of children.get(p) ?? []) {
+      out.push(c);
+      walk(c);
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+/** CPU split of a process and every descendant (a `--processes N` server: primary + workers), in ms. */
+export function treeCpuSplitMs(pids: number[]): { user: number; sys: number } {
+  let user = 0;
+  let sys = 0;
+  for (const pid of pids) {
+    const c = cpuSplitMs(pid);
+    user += c.user;
+    sys += c.sys;
+  }
+  return { user, sys };
+}
+
+/** Resident set size of a process and its descendants, in bytes. */
+export function treeRssBytes(pid: number): number {
+  let total = rssBytes(pid);
+  for (const c of descendants(pid)) {
+    try {
+      total += rssBytes(c);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
+}
+
 /** CPU time (user + system) a process has used so far, in ms. */
 export function cpuMs(pid: number): number {
   const { user, sys } = cpuSplitMs(pid);
@@ -244,6 +295,8 @@ export async function machineBusyPct(ms = 1000): Promise<number> {
  */
 export class CpuMeter {
   readonly #pid: number;
+  /** The pid and its descendants at start() (a `--processes N` server's workers count too). */
+  #pids: number[] = [];
   readonly #comms: string[];
   #t0 = 0;
   #c0 = { user: 0, sys: 0 };
@@ -257,7 +310,8 @@ export class CpuMeter {
 
   start(): void {
     this.#t0 = performance.now();
-    this.#c0 = cpuSplitMs(this.#pid);
+    this.#pids = [this.#pid, ...descendants(this.#pid)];
+    this.#c0 = treeCpuSplitMs(this.#pids);
     this.#h0 = this.#comms.map(cpuByPid);
     this.#m0 = machineTicks();
   }
@@ -274,7 +328,7 @@ export class CpuMeter {
     irqPct: number;
   } {
     const wallMs = performance.now() - this.#t0;
-    const c1 = cpuSplitMs(this.#pid);
+    const c1 = treeCpuSplitMs(this.#pids);
     const m1 = machineTicks();
     const sysPct = ((c1.sys - this.#c0.sys) / wallMs) * 100;
     const cpuPct = ((c1.user + c1.sys - this.#c0.user - this.#c0.sys) / wallMs) * 100;

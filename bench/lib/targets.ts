@@ -3,6 +3,7 @@
 // BullMQ peer (on the machine's Redis). Both get the probe preloaded (memory after GC over IPC).
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { createConnection } from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
@@ -10,7 +11,7 @@ import type { Mode } from '../generator/conns.ts';
 import { BENCH_SECRET, mintToken } from './auth.ts';
 import { HttpClient } from './http.ts';
 import { type BenchDatabase, createDatabase } from './pg.ts';
-import { type Child, nofileHardLimit, rssBytes, spawnNode, waitFor } from './procs.ts';
+import { type Child, nofileHardLimit, spawnNode, treeRssBytes, waitFor } from './procs.ts';
 
 export type TargetName = 'taskwire' | 'peer';
 
@@ -90,6 +91,12 @@ export interface RunningTarget {
   profileStop(label: string): Promise<string>;
   /** Stops the server (SIGTERM) and cleans up; returns the whole-process --cpu-prof profile, if any. */
   stop(): Promise<string | undefined>;
+  /**
+   * Some counters of /metrics, per server process: the port is shared by `--processes N` workers,
+   * so it asks on fresh connections until it has heard from each (told apart by their start
+   * time) or gives up after `tries`. Sums of every line of each named metric.
+   */
+  metricsPerProcess(names: string[], tries?: number): Promise<Array<Record<string, number>>>;
 }
 
 export interface StartOptions {
@@ -103,6 +110,10 @@ export interface StartOptions {
   runId: string;
   /** The taskwire checkout to run (default BENCH_TASKWIRE_ROOT, else this one): `--variant`. */
   root?: string;
+  /** A database another target made (several nodes on one database); not dropped by this one. */
+  database?: BenchDatabase;
+  /** Distinguishes this node's log file and node id when several run (e.g. `a`, `b`). */
+  label?: string;
 }
 
 function cleanEnv(): Record<string, string | undefined> {
@@ -149,7 +160,8 @@ function nodeArgs(profile: boolean, profileDir: string): string[] {
 /** Memory after a full GC (when `gc`), with the RSS read from /proc. */
 async function probeOf(child: Child, gc: boolean): Promise<Probe> {
   const inside = await child.request<Omit<Probe, 'rss'>>({ cmd: 'probe', gc }, 60_000);
-  return { ...inside, rss: rssBytes(child.pid) };
+  // With `--processes N` the workers are the primary's children: their memory counts too.
+  return { ...inside, rss: treeRssBytes(child.pid) };
 }
 
 function profiler(child: Child, dir: string, runId: string, name: TargetName) {
@@ -189,12 +201,45 @@ async function ready(child: Child, url: string, what: string): Promise<void> {
   }
 }
 
+/** Scrapes /metrics on fresh connections (no keep-alive: each may land on another worker). */
+async function metricsPerProcess(
+  httpUrl: string,
+  names: string[],
+  tries = 16,
+): Promise<Array<Record<string, number>>> {
+  const seen = new Map<string, Record<string, number>>();
+  const u = new URL(httpUrl);
+  for (let i = 0; i < tries; i++) {
+    const text = await new Promise<string>((resolve, reject) => {
+      const req = httpGet({ host: u.hostname, port: u.port, path: '/metrics', agent: false }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve(body));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+    });
+    const key = String(metric(text, 'taskwire_process_start_time_seconds') ?? i);
+    if (seen.has(key)) continue;
+    const row: Record<string, number> = {};
+    for (const name of names) row[name] = metric(text, name) ?? 0;
+    seen.set(key, row);
+  }
+  return [...seen.values()];
+}
+
 export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> {
-  const db: BenchDatabase = await createDatabase();
+  const ownDb = !opts.database;
+  const db: BenchDatabase = opts.database ?? (await createDatabase());
   mkdirSync(path.join(RESULTS_DIR, 'logs'), { recursive: true });
   const profileDir = path.join(RESULTS_DIR, 'profiles');
   mkdirSync(profileDir, { recursive: true });
-  const logFile = path.join(RESULTS_DIR, 'logs', `${opts.runId}-taskwire.log`);
+  const logFile = path.join(
+    RESULTS_DIR,
+    'logs',
+    `${opts.runId}-taskwire${opts.label ? `-${opts.label}` : ''}.log`,
+  );
   const startedAt = Date.now();
   const root = opts.root ? path.resolve(opts.root) : TASKWIRE_ROOT;
   const env = {
@@ -205,7 +250,7 @@ export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> 
     HOST: '127.0.0.1',
     LOG_LEVEL: 'warn',
     TASKWIRE_LOG_PRETTY: 'false',
-    TASKWIRE_NODE_ID: `bench-${opts.runId}`,
+    TASKWIRE_NODE_ID: `bench-${opts.runId}${opts.label ? `-${opts.label}` : ''}`,
     TASKWIRE_TASKS: benchTasks(root),
     TASKWIRE_MAX_SOCKETS_PER_USER: '1000000',
     TASKWIRE_MAX_CREATES_PER_MINUTE: '100000000',
@@ -227,7 +272,7 @@ export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> 
     httpUrl = await listeningUrl(child, /taskwire is listening on (http:\/\/\S+)/);
     await ready(child, httpUrl, 'taskwire');
   } catch (err) {
-    await db.drop().catch(() => {});
+    if (ownDb) await db.drop().catch(() => {});
     throw err;
   }
   const port = Number(new URL(httpUrl).port);
@@ -282,6 +327,7 @@ export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> 
         queue: by('graphile_worker'),
       };
     },
+    metricsPerProcess: (names, tries) => metricsPerProcess(httpUrl, names, tries),
     async pickupMs() {
       const { rows } = await statsPool.query<{ p50: number; p99: number; max: number }>(
         `select percentile_cont(0.5) within group (order by ms) as p50,
@@ -296,7 +342,7 @@ export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> 
       await statsPool.end().catch(() => {});
       const code = await child.stop(15_000);
       if (code !== 0) opts.log(`taskwire exited with ${code}`);
-      await db.drop().catch((err: unknown) => opts.log(`could not drop ${db.name}: ${err}`));
+      if (ownDb) await db.drop().catch((err: unknown) => opts.log(`could not drop ${db.name}: ${err}`));
       return opts.cpuProf ? newestProfile(profileDir, startedAt) : undefined;
     },
   };
@@ -370,6 +416,7 @@ export async function startPeer(opts: StartOptions): Promise<RunningTarget> {
       return { sockets: res.body?.sockets ?? 0, active: counts.active, completed: counts.completed };
     },
     dbWrites: async () => undefined,
+    metricsPerProcess: async () => [],
     pickupMs: async () => undefined,
     async stop() {
       http.close();
