@@ -32,6 +32,17 @@ export class Sub {
   /** Called once when the join is answered, then when the task ends. */
   onJoin: ((ok: boolean) => void) | null = null;
   onDone: (() => void) | null = null;
+  /** Streams: the join asks for output from this index (`output_from`); undefined: no output. */
+  outputFrom: number | undefined = undefined;
+  /** The index of the next output chunk expected (last + 1). */
+  outputNext = 0;
+  outputChunks = 0;
+  outputMissing = 0;
+  outputDups = 0;
+  /** Chunks whose text does not name their index (`<index>@<ms> `). */
+  outputBad = 0;
+  /** The chunks' text, assembled in index order (streams check it against the stored output). */
+  text = '';
 
   constructor(taskId: string) {
     this.taskId = taskId;
@@ -93,6 +104,33 @@ export class Recorder {
     }
   }
 
+  /**
+   * An output chunk: in index order, once each (`output_from` on a rejoin resumes at
+   * `outputNext`); the text `<index>@<ms> ` gives the latency and checks the index.
+   */
+  output(sub: Sub | undefined, index: number, data: string): void {
+    const now = Date.now();
+    if (!sub) {
+      this.unknown += 1;
+      return;
+    }
+    this.events += 1;
+    this.byName.output = (this.byName.output ?? 0) + 1;
+    if (this.firstRecv === 0) this.firstRecv = now;
+    this.lastRecv = now;
+    sub.outputChunks += 1;
+    const at = data.indexOf('@');
+    if (at < 1 || Number(data.slice(0, at)) !== index) sub.outputBad += 1;
+    else if (this.latency) this.latency.push(now - Number(data.slice(at + 1)));
+    if (index < sub.outputNext) {
+      sub.outputDups += 1;
+      return;
+    }
+    if (index > sub.outputNext) sub.outputMissing += index - sub.outputNext;
+    sub.outputNext = index + 1;
+    sub.text += data;
+  }
+
   joinReply(sub: Sub, ok: boolean, status: string, seq: number, reason = ''): void {
     const now = Date.now();
     sub.joinMs = now - sub.joinSentAt;
@@ -125,11 +163,14 @@ export interface ConnStats {
 
 export interface Conn {
   readonly subs: Map<string, Sub>;
+  readonly target: ConnTarget;
   open(): Promise<void>;
   join(sub: Sub): Promise<boolean>;
   leave(sub: Sub): void;
   heartbeat(): void;
   close(): Promise<void>;
+  /** Drops the connection at once (no close handshake), as a lost network would; not counted as unexpected. */
+  cut(): Promise<void>;
 }
 
 export interface ConnTarget {
@@ -143,6 +184,8 @@ export interface ConnTarget {
 const BROADCAST = Buffer.from('[null,null,"task:');
 const SEQ_KEY = Buffer.from('"seq":');
 const AT_KEY = Buffer.from(',"at":');
+const INDEX_KEY = Buffer.from('"index":');
+const DATA_KEY = Buffer.from('"data":"');
 const QUOTE = 0x22;
 
 function readInt(buf: Buffer, from: number): number {
@@ -177,6 +220,16 @@ export class PhoenixConn implements Conn {
     this.#t = target;
     this.#rec = rec;
     this.#stats = stats;
+  }
+
+  get target(): ConnTarget {
+    return this.#t;
+  }
+
+  cut(): Promise<void> {
+    this.#closing = true;
+    this.#ws?.terminate();
+    return this.#closed ?? Promise.resolve();
   }
 
   open(): Promise<void> {
@@ -219,6 +272,18 @@ export class PhoenixConn implements Conn {
       const eventStart = topicEnd + 3;
       const eventEnd = data.indexOf(QUOTE, eventStart);
       const name = data.toString('latin1', eventStart, eventEnd);
+      if (name === 'output') {
+        // {"task_id":…,"index":N,"data":"…","attempt":A}: the bench's chunks have no escapes.
+        const i = data.indexOf(INDEX_KEY, eventEnd);
+        const d = data.indexOf(DATA_KEY, eventEnd);
+        const dataStart = d + DATA_KEY.length;
+        this.#rec.output(
+          this.subs.get(taskId),
+          i === -1 ? -1 : readInt(data, i + INDEX_KEY.length),
+          d === -1 ? '' : data.toString('utf8', dataStart, data.indexOf(QUOTE, dataStart)),
+        );
+        return;
+      }
       const s = data.indexOf(SEQ_KEY, eventEnd);
       const a = data.indexOf(AT_KEY, eventEnd);
       this.#rec.event(
@@ -267,7 +332,8 @@ export class PhoenixConn implements Conn {
     return new Promise((resolve) => {
       sub.onJoin = resolve;
       sub.joinSentAt = Date.now();
-      this.#send(`["${ref}","${ref}","task:${sub.taskId}","phx_join",{}]`);
+      const params = sub.outputFrom === undefined ? '{}' : `{"output_from":${sub.outputFrom}}`;
+      this.#send(`["${ref}","${ref}","task:${sub.taskId}","phx_join",${params}]`);
     });
   }
 
@@ -311,6 +377,14 @@ export class SocketIoConn implements Conn {
     this.#t = target;
     this.#rec = rec;
     this.#stats = stats;
+  }
+
+  get target(): ConnTarget {
+    return this.#t;
+  }
+
+  cut(): Promise<void> {
+    return this.close();
   }
 
   open(): Promise<void> {

@@ -63,6 +63,8 @@ export interface DbWrites {
   commits: number;
   taskwire: number;
   queue: number;
+  /** Rows inserted into taskwire.task_output (streamed output segments). */
+  outputRows: number;
 }
 
 export interface RunningTarget {
@@ -321,10 +323,14 @@ export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> 
            from pg_stat_user_tables group by schemaname`,
       );
       const by = (schema: string) => Number(tables.rows.find((r) => r.schemaname === schema)?.writes ?? 0);
+      const output = await statsPool.query(
+        "select coalesce(sum(n_tup_ins), 0)::bigint as n from pg_stat_user_tables where schemaname = 'taskwire' and relname = 'task_output'",
+      );
       return {
         commits: Number(commits.rows[0].xact_commit),
         taskwire: by('taskwire'),
         queue: by('graphile_worker'),
+        outputRows: Number(output.rows[0].n),
       };
     },
     metricsPerProcess: (names, tries) => metricsPerProcess(httpUrl, names, tries),
