@@ -200,3 +200,34 @@ export function topErrors(errors: Record<string, number>, n = 3): string {
 
 export const MB = 1024 * 1024;
 export const KB = 1024;
+
+/**
+ * Bus counters summed over the server's processes (`--processes N`: the events one worker sends
+ * to the other over the bus, e.g. for a subscriber whose socket landed on the worker that does
+ * not run the task). Take one before and one after a window and subtract.
+ */
+export async function busCounters(
+  target: RunningTarget,
+): Promise<{ processes: number; published: number; received: number }> {
+  const rows = await target.metricsPerProcess([
+    'taskwire_bus_events_published_total',
+    'taskwire_bus_events_received_total',
+  ]);
+  return {
+    processes: rows.length,
+    published: sum(rows.map((r) => r.taskwire_bus_events_published_total ?? 0)),
+    received: sum(rows.map((r) => r.taskwire_bus_events_received_total ?? 0)),
+  };
+}
+
+/** The figures of two busCounters() readings. */
+export function busFigures(
+  before: Awaited<ReturnType<typeof busCounters>>,
+  after: Awaited<ReturnType<typeof busCounters>>,
+): Figures {
+  return {
+    server_processes: after.processes,
+    bus_events_published: after.published - before.published,
+    bus_events_received: after.received - before.received,
+  };
+}

@@ -14,6 +14,8 @@ import type { Figures, Goal } from '../lib/report.ts';
 import { concat, summarize } from '../lib/stats.ts';
 import { createTasks, type RunningTarget, startTaskwire, type TargetName } from '../lib/targets.ts';
 import {
+  busCounters,
+  busFigures,
   type Ctx,
   cpuWindow,
   defineScenario,
@@ -135,6 +137,7 @@ async function runShape(
         : Math.round(2000 + socketCount * (targetName === 'peer' ? 4 : 2) + subscriptions * 0.3);
     const before = f.dbStats ? await target.dbWrites() : undefined;
     const stats0 = await runner.stats();
+    const bus0 = runner === target ? await busCounters(target) : undefined;
     const startAt = Date.now() + gate;
     const ids = await createTasks(
       target,
@@ -196,6 +199,7 @@ async function runShape(
     const window = cpu.stop(sum(collected.map((c) => c.cpuMs)));
     const probe = await target.probe(false);
     const stats1 = await runner.stats();
+    const bus1 = bus0 ? await busCounters(target) : undefined;
     await Promise.all(children.map((g) => g.request({ cmd: 'close' }, 120_000)));
     let after: typeof before;
     if (before) {
@@ -252,6 +256,7 @@ async function runShape(
         join_failures: joinFailures + connectFailures,
         unexpected_closes: closes,
         ...window,
+        ...(bus0 && bus1 ? busFigures(bus0, bus1) : {}),
         server_elu: probe.elu,
         server_rss_mb: probe.rss / MB,
         ...(stats1.conflated !== undefined
