@@ -319,6 +319,11 @@ const NODE_FIGURES: Array<[string, string, (v: Figures) => string]> = [
     (v) => `${fmt(v.latency_p50_ms, 1)} / ${fmt(v.latency_p99_ms, 1)} / ${fmt(v.latency_max_ms, 1)}`,
   ],
   ['seq errors', 'seq_errors', (v) => fmt(v.seq_errors, 0)],
+  [
+    'bus lag p50 / p99 ≤ ms',
+    'bus_lag_p99_ms_at_most',
+    (v) => `${fmt(v.bus_lag_p50_ms_at_most, 1)} / ${fmt(v.bus_lag_p99_ms_at_most, 1)}`,
+  ],
   ['node A CPU %', 'node_a_cpu_pct', (v) => fmt(v.node_a_cpu_pct, 0)],
   ['node B CPU %', 'node_b_cpu_pct', (v) => fmt(v.node_b_cpu_pct, 0)],
   ['engine CPU %', 'engine_cpu_pct', (v) => fmt(v.engine_cpu_pct, 0)],
@@ -345,12 +350,13 @@ function fmt(v: unknown, digits: number): string {
   return v.toLocaleString('en-US', { maximumFractionDigits: digits });
 }
 
-/** Waits (up to a minute) until the machine is less than 25 % busy with other work. */
-async function quiet(log: (line: string) => void): Promise<void> {
+/** Waits (up to a minute) until the machine is less busy than --quiet-below (0: no wait). */
+async function quiet(belowPct: number, log: (line: string) => void): Promise<void> {
+  if (belowPct <= 0) return;
   const deadline = Date.now() + 60_000;
   let busy = await machineBusyPct(1000);
-  if (busy >= 25) log(`the machine is ${busy.toFixed(0)}% busy with other work; waiting`);
-  while (busy >= 25 && Date.now() < deadline) busy = await machineBusyPct(2000);
+  if (busy >= belowPct) log(`the machine is ${busy.toFixed(0)}% busy with other work; waiting`);
+  while (busy >= belowPct && Date.now() < deadline) busy = await machineBusyPct(2000);
 }
 
 async function measureNodes(f: FanoutFlags, ctx: Ctx): Promise<Measured> {
@@ -358,7 +364,8 @@ async function measureNodes(f: FanoutFlags, ctx: Ctx): Promise<Measured> {
   const notes: string[] = [];
   let worstOthers = 0;
   for (const bus of busesOf(f)) {
-    await quiet(ctx.log);
+    // Between buses too, as the runner does before a target (--quiet-below, a common flag).
+    await quiet((f as { quietBelow?: number }).quietBelow ?? 25, ctx.log);
     try {
       const m = await measureBus(bus, f, ctx);
       for (const [k, v] of Object.entries(m.figures)) figures[`${bus}_${k}`] = v;
@@ -435,7 +442,11 @@ async function measureBus(bus: BusKind, f: FanoutFlags, ctx: Ctx): Promise<Measu
       }
     }
     const engineMs = () => enginePids.reduce((sum, pid) => sum + cpuMs(pid), 0);
-    const names = ['taskwire_bus_events_published_total', 'taskwire_bus_events_received_total'];
+    const names = [
+      'taskwire_bus_events_published_total',
+      'taskwire_bus_events_received_total',
+      ...LAG_BUCKETS.map(lagBucket),
+    ];
     const [a0] = await a.metricsPerProcess(names, 1);
     const [b0] = await b.metricsPerProcess(names, 1);
     ctx.log(`${bus}: node A pid ${a.child.pid} runs the jobs, node B pid ${b.child.pid} holds the sockets`);
@@ -446,6 +457,10 @@ async function measureBus(bus: BusKind, f: FanoutFlags, ctx: Ctx): Promise<Measu
       (a1?.taskwire_bus_events_published_total ?? 0) - (a0?.taskwire_bus_events_published_total ?? 0);
     measured.figures.bus_events_received_by_b =
       (b1?.taskwire_bus_events_received_total ?? 0) - (b0?.taskwire_bus_events_received_total ?? 0);
+    // B's histogram of bus lag (an event leaving A to its arrival at B): the bus's share of the latency.
+    const lagCounts = LAG_BUCKETS.map((le) => (b1?.[lagBucket(le)] ?? 0) - (b0?.[lagBucket(le)] ?? 0));
+    measured.figures.bus_lag_p50_ms_at_most = lagQuantile(lagCounts, 0.5);
+    measured.figures.bus_lag_p99_ms_at_most = lagQuantile(lagCounts, 0.99);
     measured.figures.engine = engine ? `private ${bus} pid ${engine.pid()}` : 'PostgreSQL bus backends';
     return measured;
   } finally {
@@ -454,6 +469,31 @@ async function measureBus(bus: BusKind, f: FanoutFlags, ctx: Ctx): Promise<Measu
     await engine?.dispose().catch(() => {});
     await db.drop().catch((err: unknown) => ctx.log(`could not drop ${db.name}: ${err}`));
   }
+}
+
+/** The buckets of `taskwire_bus_lag_seconds` (src/http/metrics.ts), in seconds. */
+const LAG_BUCKETS = [
+  '0.0005',
+  '0.001',
+  '0.002',
+  '0.005',
+  '0.01',
+  '0.025',
+  '0.05',
+  '0.1',
+  '0.25',
+  '1',
+  '+Inf',
+];
+const lagBucket = (le: string) => `taskwire_bus_lag_seconds_bucket{le="${le}"}`;
+
+/** The upper bound (ms) of the bucket holding quantile q of a cumulative histogram's counts. */
+function lagQuantile(cumulative: number[], q: number): number | null {
+  const total = cumulative.at(-1) ?? 0;
+  if (total <= 0) return null;
+  const i = cumulative.findIndex((c) => c >= q * total);
+  const le = LAG_BUCKETS[i];
+  return le === '+Inf' ? Number.POSITIVE_INFINITY : Number(le) * 1000;
 }
 
 /** CPU of both nodes, PostgreSQL, the engine, the generators, and what else ran, over a window. */
