@@ -297,6 +297,7 @@ export class CpuMeter {
   readonly #pid: number;
   /** The pid and its descendants at start() (a `--processes N` server's workers count too). */
   #pids: number[] = [];
+  #perPid0 = new Map<number, number>();
   readonly #comms: string[];
   #t0 = 0;
   #c0 = { user: 0, sys: 0 };
@@ -312,6 +313,7 @@ export class CpuMeter {
     this.#t0 = performance.now();
     this.#pids = [this.#pid, ...descendants(this.#pid)];
     this.#c0 = treeCpuSplitMs(this.#pids);
+    this.#perPid0 = new Map(this.#pids.map((pid) => [pid, cpuMs(pid)]));
     this.#h0 = this.#comms.map(cpuByPid);
     this.#m0 = machineTicks();
   }
@@ -326,6 +328,8 @@ export class CpuMeter {
     machinePct: number;
     /** Of which interrupt handling (mostly loopback TCP processed in softirq), % of one core. */
     irqPct: number;
+    /** cpuPct per process of the tree (the pid first, then its descendants), % of one core. */
+    perProcessPct: number[];
   } {
     const wallMs = performance.now() - this.#t0;
     const c1 = treeCpuSplitMs(this.#pids);
@@ -342,7 +346,10 @@ export class CpuMeter {
     const span = Math.max(1, m1.total - this.#m0.total);
     const machinePct = ((m1.busy - this.#m0.busy) / span) * 100 * cores;
     const irqPct = ((m1.softirq - this.#m0.softirq) / span) * 100 * cores;
-    return { wallMs, cpuPct, sysPct, helpers, machinePct, irqPct };
+    const perProcessPct = this.#pids.map(
+      (pid) => ((cpuMs(pid) - (this.#perPid0.get(pid) ?? 0)) / wallMs) * 100,
+    );
+    return { wallMs, cpuPct, sysPct, helpers, machinePct, irqPct, perProcessPct };
   }
 }
 

@@ -164,6 +164,10 @@ export function cpuWindow(target: RunningTarget) {
         [`${target.storeComm === 'postgres' ? 'postgres' : 'redis'}_cpu_pct`]: r.helpers[target.storeComm],
         generator_cpu_pct: (genCpuMs / r.wallMs) * 100,
         irq_cpu_pct: r.irqPct,
+        // `--processes N`: the primary, then each worker.
+        ...(r.perProcessPct.length > 1
+          ? { server_cpu_pct_by_process: r.perProcessPct.map((p) => p.toFixed(0)).join(' / ') }
+          : {}),
         // What the rest of the machine used meanwhile (other processes, kernel threads): a
         // large figure means the run was disturbed.
         others_cpu_pct: Math.max(
@@ -202,21 +206,19 @@ export const MB = 1024 * 1024;
 export const KB = 1024;
 
 /**
- * Bus counters summed over the server's processes (`--processes N`: the events one worker sends
- * to the other over the bus, e.g. for a subscriber whose socket landed on the worker that does
- * not run the task). Take one before and one after a window and subtract.
+ * The bus counters of ONE of the server's processes (the port is shared, so whichever worker
+ * answers; `--processes N` workers cannot be told apart from outside: their start times are
+ * whole seconds). With two workers, one's events sent plus received is every event that crossed
+ * the bus (what one sends the other receives). Read before the run (a fresh server: 0) and after.
  */
-export async function busCounters(
-  target: RunningTarget,
-): Promise<{ processes: number; published: number; received: number }> {
-  const rows = await target.metricsPerProcess([
-    'taskwire_bus_events_published_total',
-    'taskwire_bus_events_received_total',
-  ]);
+export async function busCounters(target: RunningTarget): Promise<{ published: number; received: number }> {
+  const [row] = await target.metricsPerProcess(
+    ['taskwire_bus_events_published_total', 'taskwire_bus_events_received_total'],
+    1,
+  );
   return {
-    processes: rows.length,
-    published: sum(rows.map((r) => r.taskwire_bus_events_published_total ?? 0)),
-    received: sum(rows.map((r) => r.taskwire_bus_events_received_total ?? 0)),
+    published: row?.taskwire_bus_events_published_total ?? 0,
+    received: row?.taskwire_bus_events_received_total ?? 0,
   };
 }
 
@@ -225,9 +227,11 @@ export function busFigures(
   before: Awaited<ReturnType<typeof busCounters>>,
   after: Awaited<ReturnType<typeof busCounters>>,
 ): Figures {
+  const published = after.published - before.published;
+  const received = after.received - before.received;
   return {
-    server_processes: after.processes,
-    bus_events_published: after.published - before.published,
-    bus_events_received: after.received - before.received,
+    bus_events_sent_by_one_process: published,
+    bus_events_received_by_one_process: received,
+    bus_events_if_two_processes: published + received,
   };
 }
