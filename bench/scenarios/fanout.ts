@@ -40,6 +40,10 @@ const FLAGS = {
   gate: ms(0, 'time between creating the tasks and step 1 (0: sized from the socket count)'),
   connectConcurrency: int(100, 'sockets opened and joined at once'),
   dbStats: bool(true, 'wait for PostgreSQL statistics to settle and count row writes (adds ~11 s)'),
+  spread: bool(
+    false,
+    "stagger the tasks' first steps evenly over one interval (a smooth offered rate, not a burst of T events per interval)",
+  ),
   nodes: int(1, '2: the jobs run on node A, every subscriber is on node B (API-only), over --bus'),
   bus: str<'postgres' | 'nats' | 'redis' | 'all'>('all', 'with --nodes 2: the bus between the nodes', [
     'postgres',
@@ -142,11 +146,13 @@ async function runShape(
     const ids = await createTasks(
       target,
       token,
-      Array.from({ length: f.tasks }, () => ({
+      Array.from({ length: f.tasks }, (_, i) => ({
         type: 'bench_demo',
         steps: f.steps,
         interval_ms: f.interval,
-        start_at: startAt,
+        // --spread: task i starts i/T of an interval later, so the steps of the T tasks don't
+        // all fall in the same millisecond (each task still starts after every join).
+        start_at: f.spread ? startAt + Math.floor((i * f.interval) / f.tasks) : startAt,
       })),
     );
     // Subscription i watches task i mod T; consecutive ones share a socket, so a socket's
