@@ -5,7 +5,7 @@
 // before it: a real server gets none either), split into anonymous and file-backed pages (the
 // node binary's pages are most of the latter); the heap figures come from the probe at the same
 // moments, and once more after a full GC at the end. `--from dist` runs the build
-// (dist/cli/main.js) instead of the TypeScript sources through bin/taskwire.js.
+// (dist/cli/main.js) instead of the TypeScript sources (src/cli/main.ts).
 
 import type { ConnectResult, SocketPlan } from '../generator/main.ts';
 import { int, ms, str } from '../lib/args.ts';
@@ -13,7 +13,8 @@ import { sleep, waitFor } from '../lib/procs.ts';
 import { createTasks, type Probe } from '../lib/targets.ts';
 import { defineScenario, MB, split, sum, withGenerators, withTarget } from './common.ts';
 
-const ENTRIES: Record<'src' | 'dist', string> = { src: 'bin/taskwire.js', dist: 'dist/cli/main.js' };
+// bin/taskwire.js runs a checkout's build when it is fresh: the sources are named directly.
+const ENTRIES: Record<'src' | 'dist', string> = { src: 'src/cli/main.ts', dist: 'dist/cli/main.js' };
 
 function memory(prefix: string, p: Probe): Record<string, number | null> {
   const mb = (v: number | undefined) => (v === undefined ? null : Number((v / MB).toFixed(1)));
@@ -38,7 +39,7 @@ export const idle = defineScenario({
     settle: ms(3000, 'pause after /readyz and after the last join before reading memory'),
     from: str<'src' | 'dist'>(
       'src',
-      'src: bin/taskwire.js (TypeScript sources, type stripping); dist: dist/cli/main.js',
+      'src: src/cli/main.ts (TypeScript sources, type stripping); dist: dist/cli/main.js',
       ['src', 'dist'],
     ),
     connectConcurrency: int(100, 'sockets being opened and joined at once'),
