@@ -32,10 +32,11 @@ const SIZES: Record<string, string[]> = {
   actors: ['--tasks', '10', '--live', '1500', '--linger', '200', '--warmup', '3'],
   // Three transports, one windowed run each (the fixed-rate run is the same code with a timer).
   bus: ['--duration', '300', '--warmup', '100', '--rate', '0', '--window', '500', '--pair-retries', '0'],
+  idle: ['--sockets', '20', '--tasks', '2', '--settle', '200'],
 };
 
 /** Scenarios that compare something other than taskwire with the peer. */
-const NO_PEER = new Set(['bus']);
+const NO_PEER = new Set(['bus', 'idle']);
 
 /** Figures each scenario must report, with a check of their value. */
 const EXPECT: Record<string, Record<string, (v: unknown) => boolean>> = {
@@ -60,6 +61,13 @@ const EXPECT: Record<string, Record<string, (v: unknown) => boolean>> = {
   actors: {
     live_heap_per_task_kb: (v) => typeof v === 'number',
     live_rss_per_task_kb: (v) => typeof v === 'number',
+  },
+  idle: {
+    ready_rss_mb: (v) => typeof v === 'number' && v > 0,
+    joined_rss_mb: (v) => typeof v === 'number' && v > 0,
+    ready_heap_used_mb: (v) => typeof v === 'number' && v > 0,
+    joined: (v) => v === 20,
+    failures: (v) => v === 0,
   },
   bus: Object.fromEntries(
     ['postgres', 'nats', 'redis'].flatMap((k) => [
