@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `taskwire` command. A checkout runs its build (dist/, which `npm install` makes) while no
 // file under src/ is newer than it, else its TypeScript sources directly on Node >= 22.18 (type
-// stripping: the same code, but ~20 MB more resident memory for a server, mostly the stripper's
+// stripping: the same code, but 14-16 MB more resident memory for a server, mostly the stripper's
 // WebAssembly); started by an older Node, it runs itself again on the Node 24 that npm installed,
 // as a child it passes signals to. An installed package runs the JavaScript built into dist/
 // (Node does not strip types under node_modules).

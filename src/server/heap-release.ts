@@ -36,7 +36,7 @@ function memoryReducingGc(): Collect | undefined {
 /**
  * One memory-reducing GC once the process has started (the first server of a process only): loading
  * the modules and building the app leave garbage and a young generation grown to its largest
- * (together ~35 MB of a ~130 MB fresh server), which an idle server would otherwise keep. Returns
+ * (together ~40 MB of a ~150 MB fresh server), which an idle server would otherwise keep. Returns
  * the pause in ms, or undefined when it did not run.
  */
 export function releaseStartupMemory(): number | undefined {
