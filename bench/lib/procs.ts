@@ -185,6 +185,16 @@ export function rssBytes(pid: number): number {
   return m ? Number(m[1]) * 1024 : Number.NaN;
 }
 
+/** The parts of its resident set: anonymous (RssAnon) and file-backed (RssFile) pages, in bytes. */
+export function rssParts(pid: number): { rssAnon: number; rssFile: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (name: string) => {
+    const m = new RegExp(`^${name}:\\s+(\\d+)\\s+kB`, 'm').exec(status);
+    return m ? Number(m[1]) * 1024 : Number.NaN;
+  };
+  return { rssAnon: kb('RssAnon'), rssFile: kb('RssFile') };
+}
+
 /** CPU time a process has used so far, in ms: user and system (kernel, i.e. syscalls). */
 export function cpuSplitMs(pid: number): { user: number; sys: number } {
   try {

@@ -11,7 +11,7 @@ import type { Mode } from '../generator/conns.ts';
 import { BENCH_SECRET, mintToken } from './auth.ts';
 import { HttpClient } from './http.ts';
 import { type BenchDatabase, createDatabase } from './pg.ts';
-import { type Child, nofileHardLimit, spawnNode, treeRssBytes, waitFor } from './procs.ts';
+import { type Child, nofileHardLimit, rssParts, spawnNode, treeRssBytes, waitFor } from './procs.ts';
 
 export type TargetName = 'taskwire' | 'peer';
 
@@ -24,6 +24,13 @@ export const RESULTS_DIR = process.env.BENCH_RESULTS_DIR
 const PROBE = path.join(BENCH_DIR, 'lib/probe.ts');
 /** The taskwire checkout to run (experiments: BENCH_TASKWIRE_ROOT=/path/to/a/worktree). */
 const TASKWIRE_ROOT = process.env.BENCH_TASKWIRE_ROOT ? path.resolve(process.env.BENCH_TASKWIRE_ROOT) : ROOT;
+/**
+ * The script started in that checkout (BENCH_TASKWIRE_ENTRY, relative to it): `bin/taskwire.js`, which
+ * runs a checkout's TypeScript sources, or e.g. `dist/cli/main.js`, the build.
+ */
+const TASKWIRE_ENTRY = () => process.env.BENCH_TASKWIRE_ENTRY || 'bin/taskwire.js';
+/** Extra node flags for the server under test (BENCH_SERVER_NODE_ARGS, space-separated). */
+const SERVER_NODE_ARGS = () => (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
 /** The bench task module of the checkout under test (so it imports that checkout's defineTask). */
 function benchTasks(root: string): string {
   return existsSync(path.join(root, 'bench/lib/bench-tasks.ts'))
@@ -37,9 +44,16 @@ export const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
 export interface Probe {
   /** VmRSS of /proc/<pid>/status, read by the benchmark. */
   rss: number;
+  /** Its parts: anonymous memory (heaps, stacks) and file-backed pages (the node binary, libraries). */
+  rssAnon: number;
+  rssFile: number;
   heapUsed: number;
   heapTotal: number;
   external: number;
+  /** ArrayBuffers and Buffers (part of external), when the server could say. */
+  arrayBuffers?: number;
+  /** V8's own malloc'd memory (compiler zones and the like). */
+  malloced?: number;
   /** Event-loop utilisation since the previous probe (0..1). */
   elu: number;
 }
@@ -154,16 +168,20 @@ function metric(text: string, name: string): number | undefined {
 }
 
 function nodeArgs(profile: boolean, profileDir: string): string[] {
-  const args = ['--expose-gc', '--import', PROBE];
+  const args = [...SERVER_NODE_ARGS(), '--expose-gc', '--import', PROBE];
   if (profile) args.push('--cpu-prof', '--cpu-prof-dir', profileDir);
   return args;
 }
 
 /** Memory after a full GC (when `gc`), with the RSS read from /proc. */
 async function probeOf(child: Child, gc: boolean): Promise<Probe> {
-  const inside = await child.request<Omit<Probe, 'rss'>>({ cmd: 'probe', gc }, 60_000);
-  // With `--processes N` the workers are the primary's children: their memory counts too.
-  return { ...inside, rss: treeRssBytes(child.pid) };
+  const inside = await child.request<Omit<Probe, 'rss' | 'rssAnon' | 'rssFile'>>(
+    { cmd: 'probe', gc },
+    60_000,
+  );
+  // With `--processes N` the workers are the primary's children: their memory counts too (the
+  // anonymous / file-backed split is the first process's).
+  return { ...inside, rss: treeRssBytes(child.pid), ...rssParts(child.pid) };
 }
 
 function profiler(child: Child, dir: string, runId: string, name: TargetName) {
@@ -264,7 +282,7 @@ export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> 
   let child: Child;
   let httpUrl: string;
   try {
-    child = spawnNode(path.join(root, 'bin/taskwire.js'), ['start'], {
+    child = spawnNode(path.join(root, TASKWIRE_ENTRY()), ['start'], {
       env,
       nodeArgs: nodeArgs(Boolean(opts.cpuProf), profileDir),
       nofile: opts.nofile ?? nofileHardLimit(),

@@ -62,10 +62,11 @@ const SIZES: Record<string, string[]> = {
     '800',
     '--no-db-stats',
   ],
+  idle: ['--sockets', '20', '--tasks', '2', '--settle', '200'],
 };
 
 /** Cases that compare something other than taskwire with the peer, or measure taskwire alone. */
-const NO_PEER = new Set(['bus', 'fanout --nodes 2', 'streams']);
+const NO_PEER = new Set(['bus', 'fanout --nodes 2', 'streams', 'idle']);
 
 /** Figures each scenario must report, with a check of their value. */
 const EXPECT: Record<string, Record<string, (v: unknown) => boolean>> = {
@@ -107,6 +108,13 @@ const EXPECT: Record<string, Record<string, (v: unknown) => boolean>> = {
     client_chunks_assembled: (v) => v === 3 * 60,
     rejoins: (v) => v === 3,
     output_statements_per_1000_chunks: (v) => typeof v === 'number' && v > 0,
+  },
+  idle: {
+    ready_rss_mb: (v) => typeof v === 'number' && v > 0,
+    joined_rss_mb: (v) => typeof v === 'number' && v > 0,
+    ready_heap_used_mb: (v) => typeof v === 'number' && v > 0,
+    joined: (v) => v === 20,
+    failures: (v) => v === 0,
   },
   bus: Object.fromEntries(
     ['postgres', 'nats', 'redis'].flatMap((k) => [
