@@ -76,7 +76,8 @@ export interface ThroughputJob {
   taskTimeoutMs: number;
   /**
    * Closed loop: a lane that has waited this long for a task's end moves on to the next task;
-   * the task is still watched (and counted if it ends) until taskTimeoutMs. 0: lanes wait.
+   * the task is still watched (and counted if it ends) until taskTimeoutMs, or until
+   * 2 x laneReleaseMs after the last lane is done, whichever comes first. 0: lanes wait.
    * So a completion the server never sends costs a lane this long, not the whole timeout.
    */
   laneReleaseMs?: number;
@@ -315,6 +316,8 @@ async function throughput(job: ThroughputJob): Promise<ThroughputResult> {
   let released = 0;
   /** Tasks whose lane moved on, still watched until they end or time out. */
   const watched: Array<Promise<void>> = [];
+  /** Released tasks not ended yet; set to -1 when the run stops watching them. */
+  let unended = 0;
 
   const runOne = async (i: number, conn: Conn, scheduledAt: number): Promise<void> => {
     const measured = i >= job.warmup;
@@ -349,13 +352,17 @@ async function throughput(job: ThroughputJob): Promise<ThroughputResult> {
           );
           if (first === 'released') {
             released += 1;
-            ended.catch(() => {}); // handled by the watcher below
+            unended += 1;
             watched.push(
               (async () => {
                 try {
                   await ended;
+                  if (unended < 0) return; // the run has stopped watching (counted below)
+                  unended -= 1;
                   finish(sub, conn, measured, scheduledAt);
                 } catch (err) {
+                  if (unended < 0) return;
+                  unended -= 1;
                   failures += 1;
                   countError(errors, err);
                 }
@@ -418,7 +425,16 @@ async function throughput(job: ThroughputJob): Promise<ThroughputResult> {
       }, 1);
     });
   }
-  await Promise.all(watched);
+  if (unended > 0) {
+    // Give released tasks a last chance, then count those still not ended as not seen to finish.
+    const grace = 2 * (job.laneReleaseMs ?? 0);
+    await Promise.race([Promise.all(watched), new Promise((r) => setTimeout(r, grace).unref())]);
+    if (unended > 0) {
+      failures += unended;
+      errors['task did not finish in time'] = (errors['task did not finish in time'] ?? 0) + unended;
+    }
+    unended = -1;
+  }
   http.close();
   return {
     measured: job.n,
