@@ -100,6 +100,8 @@ export interface RunningTarget {
   /** Processes whose CPU is the target's backing store (postgres, redis-server). */
   readonly storeComm: string;
   readonly http: HttpClient;
+  /** The run's database, for PostgreSQL targets. */
+  readonly dbName?: string;
   token(user: string): Promise<string>;
   probe(gc?: boolean): Promise<Probe>;
   stats(): Promise<TargetStats>;
@@ -290,6 +292,7 @@ export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> 
     child,
     storeComm: 'postgres',
     http,
+    dbName: db.name,
     token: (user) => mintToken(user),
     probe: (gc = true) => probeOf(child, gc),
     ...profiler(child, profileDir, opts.runId, 'taskwire'),
@@ -413,6 +416,7 @@ export async function startPeer(
     child,
     storeComm: backend === 'postgres' ? 'postgres' : 'redis-server',
     http,
+    dbName: db?.name,
     token: (user) => mintToken(user),
     probe: (gc = true) => probeOf(child, gc),
     ...profiler(child, profileDir, opts.runId, name),
@@ -443,6 +447,7 @@ export async function startPeer(
 /** The graphile-worker ceiling process (bench/peers/graphile-ceiling), on a fresh database. */
 export interface RunningCeiling {
   readonly child: Child;
+  readonly dbName: string;
   dbWrites(): Promise<DbWrites>;
   stop(): Promise<void>;
 }
@@ -474,6 +479,7 @@ export async function startCeiling(opts: StartOptions): Promise<RunningCeiling> 
   const statsPool = new pg.Pool({ connectionString: db.url, max: 1 });
   return {
     child,
+    dbName: db.name,
     dbWrites: dbWritesOf(statsPool, undefined, 'graphile_worker'),
     async stop() {
       await statsPool.end().catch(() => {});

@@ -8,6 +8,7 @@
 
 import type { ThroughputJob, ThroughputResult } from '../generator/main.ts';
 import { bool, type FlagSpec, type FlagValues, int, ms, num } from '../lib/args.ts';
+import { statementCounter } from '../lib/pg.ts';
 import type { Child } from '../lib/procs.ts';
 import { CpuMeter, sleep } from '../lib/procs.ts';
 import type { Figures } from '../lib/report.ts';
@@ -141,6 +142,7 @@ export const throughput = defineScenario({
         await target.probe(false); // starts the event-loop utilisation window
         const cpu = cpuWindow(target);
         const before = f.dbStats ? await target.dbWrites() : undefined;
+        const statements = target.dbName ? statementCounter(target.dbName) : undefined;
         const results = await profiled(target, ctx, 'throughput', () =>
           Promise.all(
             children.map((g, i) =>
@@ -172,6 +174,7 @@ export const throughput = defineScenario({
         const pickup = await target.pickupMs();
         if (before) await sleep(11_000); // PostgreSQL backends flush their statistics at most every 10 s when idle
         const after = before ? await target.dbWrites() : undefined;
+        const statementCount = statements?.count();
         const start = Math.min(...results.map((r) => r.start));
         const lastAccept = Math.max(...results.map((r) => r.lastAccept));
         const lastDone = Math.max(...results.map((r) => r.lastDone));
@@ -228,6 +231,7 @@ export const throughput = defineScenario({
             server_elu: probe.elu,
             server_rss_mb: probe.rss / 1024 / 1024,
             ...writesPerTask(before, after, inWindow),
+            ...(statementCount !== undefined ? { pg_statements_per_task: statementCount / inWindow } : {}),
           },
         };
       }),
@@ -257,12 +261,14 @@ async function measureCeiling(f: FlagValues<typeof FLAGS>, ctx: Ctx): Promise<Me
     );
     if (f.warmup > 0) await ceiling.child.request<CeilingResult>(cmd(f.warmup), 10 * 60_000);
     const before = f.dbStats ? await ceiling.dbWrites() : undefined;
+    const statements = statementCounter(ceiling.dbName);
     const meter = new CpuMeter(ceiling.child.pid, ['postgres']);
     meter.start();
     const r = await ceiling.child.request<CeilingResult>(cmd(f.tasks), 30 * 60_000);
     const m = meter.stop();
     if (before) await sleep(11_000);
     const after = before ? await ceiling.dbWrites() : undefined;
+    const statementCount = statements?.count();
     const notes = [
       'graphile-ceiling: bare graphile-worker, no-op task, jobs added with addJobs, localQueue, batched completion; ' +
         'completed/s up to the jobs table found empty (every completion committed)',
@@ -289,6 +295,7 @@ async function measureCeiling(f: FlagValues<typeof FLAGS>, ctx: Ctx): Promise<Me
         ...window,
         ...cpuPerTask(window, r.completed),
         ...writesPerTask(before, after, r.completed),
+        ...(statementCount !== undefined ? { pg_statements_per_task: statementCount / r.completed } : {}),
       },
     };
   } finally {
