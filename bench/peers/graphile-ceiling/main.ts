@@ -26,7 +26,8 @@ await utils.migrate();
 
 /** Completions of the no-op task so far (the task function returned). */
 let done = 0;
-let wake: (() => void) | undefined;
+/** Waiters of `until` (the producers and the end of a run), woken by every completion. */
+const waiters = new Set<() => void>();
 const runner = await run({
   pgPool: pool,
   concurrency,
@@ -42,14 +43,15 @@ const runner = await run({
   taskList: {
     noop: async () => {
       done += 1;
-      wake?.();
+      for (const w of waiters) w();
+      waiters.clear();
     },
   },
 });
 
 /** Resolves when `check` holds; re-checked after every completion. */
 async function until(check: () => boolean): Promise<void> {
-  while (!check()) await new Promise<void>((r) => (wake = r));
+  while (!check()) await new Promise<void>((r) => waiters.add(r));
 }
 
 /** Jobs still in graphile-worker's table: 0 once every completion is committed. */
