@@ -15,6 +15,7 @@ if (!env.DATABASE_URL) throw new Error('DATABASE_URL is required');
 const concurrency = Number(env.CEILING_CONCURRENCY ?? 100);
 const pool = new pg.Pool({ connectionString: env.DATABASE_URL, max: Number(env.CEILING_POOL_SIZE ?? 10) });
 pool.on('error', (err) => log.error({ err }, 'pool error'));
+pool.on('connect', (client) => client.on('error', (err) => log.error({ err }, 'client error')));
 
 const logger = new Logger((scope) => (level, message, meta) => {
   const fn = level === 'error' ? log.error : level === 'warning' ? log.warn : log.debug;
