@@ -8,7 +8,7 @@ import path from 'node:path';
 import { bool, type FlagSpec, helpText, int, list, parseFlags, str, UsageError } from './lib/args.ts';
 import { machineBusyPct } from './lib/procs.ts';
 import { evaluate, jsonLine, printReport, type RunReport, ratios, table } from './lib/report.ts';
-import { RESULTS_DIR, type TargetName } from './lib/targets.ts';
+import { RESULTS_DIR, TARGET_NAMES, type TargetName } from './lib/targets.ts';
 import { actors } from './scenarios/actors.ts';
 import { bus } from './scenarios/bus.ts';
 import type { Ctx, Scenario } from './scenarios/common.ts';
@@ -32,11 +32,12 @@ const SCENARIOS: Record<string, Scenario<any>> = {
 };
 
 const COMMON = {
-  target: str<'taskwire' | 'peer' | 'both'>('taskwire', 'which server to measure', [
+  target: str(
     'taskwire',
-    'peer',
-    'both',
-  ]),
+    'what to measure, in turn: taskwire, peer (BullMQ on Redis), bullmq-postgres, bullmq-redis, ' +
+      'graphile-ceiling (throughput only), a comma list of these, both (taskwire,peer) or all ' +
+      "(the scenario's full set)",
+  ),
   genProcs: int(1, 'load generator processes (sockets scenario adds more when open files require)'),
   genNice: int(0, 'niceness of the generator processes (e.g. 10: the server under test wins CPU contention)'),
   profile: bool(false, "CPU-profile the server over the measured window (V8's sampler, as --cpu-prof)"),
@@ -137,6 +138,28 @@ async function waitQuiet(belowPct: number, log: (line: string) => void): Promise
   return busy;
 }
 
+/** `--target`: a name, a comma list, `both` or `all` (the scenario's own set). */
+function parseTargets(spec: string, scenario: Scenario<any>): TargetName[] {
+  const out: TargetName[] = [];
+  for (const raw of spec.split(',')) {
+    const name = raw.trim();
+    const names =
+      name === 'both'
+        ? (['taskwire', 'peer'] as const)
+        : name === 'all'
+          ? (scenario.allTargets ?? (['taskwire', 'peer'] as const))
+          : [name as TargetName];
+    for (const n of names) {
+      if (!TARGET_NAMES.includes(n))
+        throw new UsageError(`--target: unknown target ${n}; one of ${TARGET_NAMES.join(', ')}, both, all`);
+      if (n === 'graphile-ceiling' && !scenario.allTargets?.includes(n))
+        throw new UsageError(`--target graphile-ceiling: only the throughput scenario measures it`);
+      if (!out.includes(n)) out.push(n);
+    }
+  }
+  return out;
+}
+
 function usage(): string {
   const lines = [
     'usage: npm run bench -- <scenario> [--flags]',
@@ -189,7 +212,7 @@ async function main(argv: string[]): Promise<number> {
     cpuProf: flags.cpuProf as boolean,
     profiles: [],
   };
-  const targets: TargetName[] = flags.target === 'both' ? ['taskwire', 'peer'] : [flags.target as TargetName];
+  const targets = parseTargets(flags.target as string, scenario);
   const params: Record<string, unknown> = {};
   for (const key of Object.keys(scenario.flags)) params[key] = flags[key];
   params.target = flags.target;
@@ -199,7 +222,7 @@ async function main(argv: string[]): Promise<number> {
   let failed = false;
   const variants = (flags.variant as string[]).map(parseVariant);
   if (variants.length > 0) {
-    if (flags.target !== 'taskwire') throw new UsageError('--variant measures taskwire only');
+    if (targets.join() !== 'taskwire') throw new UsageError('--variant measures taskwire only');
     params.variants = variants.map((v) => `${v.name}=${v.root} ${JSON.stringify(v.env)}`);
     params.rounds = flags.rounds;
     failed = await runVariants(scenario, flags, ctx, variants, report);
@@ -242,8 +265,10 @@ async function main(argv: string[]): Promise<number> {
   report.goals = evaluate(
     scenario
       .goals(flags)
-      .filter(
-        (g) => (g.target === 'ratio' && targets.length === 2) || targets.includes(g.target as TargetName),
+      .filter((g) =>
+        g.target === 'ratio'
+          ? targets.includes('taskwire') && targets.includes((g.vs ?? 'peer') as TargetName)
+          : targets.includes(g.target as TargetName),
       ),
     report.figures,
     report.ratios,

@@ -99,6 +99,13 @@ export interface ThroughputJob {
   rate: number;
   body: Record<string, unknown>;
   taskTimeoutMs: number;
+  /**
+   * Closed loop: a lane that has waited this long for a task's end moves on to the next task;
+   * the task is still watched (and counted if it ends) until taskTimeoutMs, or until
+   * 2 x laneReleaseMs after the last lane is done, whichever comes first. 0: lanes wait.
+   * So a completion the server never sends costs a lane this long, not the whole timeout.
+   */
+  laneReleaseMs?: number;
 }
 
 export interface ThroughputResult {
@@ -115,6 +122,8 @@ export interface ThroughputResult {
   lastDone: number;
   /** Open loop: submissions that waited for a free slot. */
   late: number;
+  /** Closed loop with laneReleaseMs: tasks a lane stopped waiting for. */
+  released: number;
   wallMs: number;
   cpuMs: number;
   stats: ConnStats;
@@ -406,6 +415,11 @@ async function throughput(job: ThroughputJob): Promise<ThroughputResult> {
   let completed = 0;
   let failures = 0;
   let late = 0;
+  let released = 0;
+  /** Tasks whose lane moved on, still watched until they end or time out. */
+  const watched: Array<Promise<void>> = [];
+  /** Released tasks not ended yet; set to -1 when the run stops watching them. */
+  let unended = 0;
 
   const runOne = async (i: number, conn: Conn, scheduledAt: number): Promise<void> => {
     const measured = i >= job.warmup;
@@ -422,24 +436,59 @@ async function throughput(job: ThroughputJob): Promise<ThroughputResult> {
       const joined = await conn.join(sub);
       if (!joined) throw new Error(`join refused: ${sub.failReason}`);
       if (!sub.done) {
-        await new Promise<void>((resolve, reject) => {
+        const ended = new Promise<void>((resolve, reject) => {
           const timer = setTimeout(() => reject(new Error('task did not finish in time')), job.taskTimeoutMs);
           sub.onDone = () => {
             clearTimeout(timer);
             resolve();
           };
         });
+        const releaseMs = job.rate <= 0 ? (job.laneReleaseMs ?? 0) : 0;
+        if (releaseMs > 0) {
+          let timer: NodeJS.Timeout | undefined;
+          const release = new Promise<'released'>((resolve) => {
+            timer = setTimeout(() => resolve('released'), releaseMs);
+          });
+          const first = await Promise.race([ended.then(() => 'ended' as const), release]).finally(() =>
+            clearTimeout(timer),
+          );
+          if (first === 'released') {
+            released += 1;
+            unended += 1;
+            watched.push(
+              (async () => {
+                try {
+                  await ended;
+                  if (unended < 0) return; // the run has stopped watching (counted below)
+                  unended -= 1;
+                  finish(sub, conn, measured, scheduledAt);
+                } catch (err) {
+                  if (unended < 0) return;
+                  unended -= 1;
+                  failures += 1;
+                  countError(errors, err);
+                }
+              })(),
+            );
+            return;
+          }
+        } else await ended;
       }
-      conn.leave(sub);
-      if (sub.status !== 'completed') throw new Error(`task ended ${sub.status}`);
-      if (measured) {
-        completed += 1;
-        doneMs.push(sub.doneAt - scheduledAt);
-        lastDone = Math.max(lastDone, sub.doneAt);
-      }
+      finish(sub, conn, measured, scheduledAt);
     } catch (err) {
       failures += 1;
       countError(errors, err);
+    }
+  };
+
+  /** A task's end as the socket told it: completed, or a failure. */
+  const finish = (sub: Sub, conn: Conn, measured: boolean, scheduledAt: number): void => {
+    conn.leave(sub);
+    if (sub.status !== 'completed') throw new Error(`task ended ${sub.status}`);
+    if (measured) {
+      completed += 1;
+      doneMs.push(sub.doneAt - scheduledAt);
+      lastDone = Math.max(lastDone, sub.doneAt);
     }
   };
 
@@ -478,6 +527,16 @@ async function throughput(job: ThroughputJob): Promise<ThroughputResult> {
       }, 1);
     });
   }
+  if (unended > 0) {
+    // Give released tasks a last chance, then count those still not ended as not seen to finish.
+    const grace = 2 * (job.laneReleaseMs ?? 0);
+    await Promise.race([Promise.all(watched), new Promise((r) => setTimeout(r, grace).unref())]);
+    if (unended > 0) {
+      failures += unended;
+      errors['task did not finish in time'] = (errors['task did not finish in time'] ?? 0) + unended;
+    }
+    unended = -1;
+  }
   http.close();
   return {
     measured: job.n,
@@ -491,6 +550,7 @@ async function throughput(job: ThroughputJob): Promise<ThroughputResult> {
     lastAccept,
     lastDone,
     late,
+    released,
     wallMs: performance.now() - t0,
     cpuMs: cpuNow() - c0,
     stats: { ...stats },

@@ -1,6 +1,8 @@
 // A fresh database per run on the machine's PostgreSQL (BENCH_DATABASE_URL, else
 // TEST_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/postgres), dropped afterwards.
 import { randomBytes } from 'node:crypto';
+import { closeSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import path from 'node:path';
 import pg from 'pg';
 
 export const ADMIN_URL =
@@ -39,4 +41,52 @@ export async function createDatabase(): Promise<BenchDatabase> {
     name,
     drop: () => admin((c) => c.query(`drop database if exists ${name} with (force)`)).then(() => undefined),
   };
+}
+
+/**
+ * Statements a database executed, counted in PostgreSQL's server log: with
+ * BENCH_PG_LOG_STATEMENTS=1 every statement of a run's database is logged with its duration
+ * (`log_min_duration_statement = 0`). The log is BENCH_PG_LOG, else the newest file of
+ * /var/log/postgresql; its `log_line_prefix` must name the database (`%d`, Debian's default).
+ * Undefined when statements are not logged or the log cannot be read.
+ */
+export function statementCounter(dbName: string): { count(): number } | undefined {
+  if (process.env.BENCH_PG_LOG_STATEMENTS !== '1') return undefined;
+  let file = process.env.BENCH_PG_LOG;
+  try {
+    if (!file) {
+      const dir = '/var/log/postgresql';
+      file = readdirSync(dir)
+        .filter((f) => f.endsWith('.log'))
+        .map((f) => path.join(dir, f))
+        .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
+    }
+    if (!file) return undefined;
+    const log = file;
+    const from = statSync(log).size;
+    const marker = `@${dbName} LOG:  duration: `;
+    return {
+      count() {
+        const to = statSync(log).size;
+        const buf = Buffer.alloc(Math.max(0, to - from));
+        const fd = openSync(log, 'r');
+        try {
+          readSync(fd, buf, 0, buf.length, from);
+        } finally {
+          closeSync(fd);
+        }
+        let n = 0;
+        for (const line of buf.toString('utf8').split('\n')) {
+          const at = line.indexOf(marker);
+          if (at < 0) continue;
+          // Extended protocol logs parse, bind and execute apart: count executions only.
+          const rest = line.slice(at + marker.length);
+          if (/^[\d.]+ ms {2}(execute|statement:)/.test(rest)) n += 1;
+        }
+        return n;
+      },
+    };
+  } catch {
+    return undefined;
+  }
 }

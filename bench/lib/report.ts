@@ -9,8 +9,14 @@ export type Figures = Record<string, Figure>;
 export interface Goal {
   /** What is compared, e.g. "delivered events/s". */
   name: string;
-  /** Whose figure: a target's, or the taskwire/peer ratio of that figure. */
-  target: 'taskwire' | 'peer' | 'ratio';
+  /**
+   * Whose figure: a target's (`taskwire`, `peer`, `bullmq-postgres`...), or `ratio`: then
+   * `figure` is a key of the run's ratios (a figure name: taskwire/peer of that figure; or
+   * `taskwire/<target>`: of the scenario's headline figure).
+   */
+  target: string;
+  /** For a ratio goal: the other target it needs (default `peer`). */
+  vs?: string;
   figure: string;
   op: '>=' | '<=' | '==';
   value: number;
@@ -26,10 +32,14 @@ export interface GoalResult {
 export interface RunReport {
   scenario: string;
   params: Record<string, unknown>;
-  figures: Partial<Record<'taskwire' | 'peer', Figures>>;
+  /** One set of figures per target, in the order measured. */
+  figures: Partial<Record<string, Figures>>;
   /** `--variant`: taskwire's figures per variant (the first is the base of the ratios). */
   variants?: Record<string, Figures>;
-  /** taskwire / peer for the figures both have (higher is better unless noted by the name). */
+  /**
+   * taskwire / peer for the figures both have (higher is better unless noted by the name), and
+   * `taskwire/<target>` of the headline figure for every other target measured.
+   */
   ratios?: Record<string, number>;
   goals: GoalResult[];
   notes: string[];
@@ -57,17 +67,32 @@ export function evaluate(
   });
 }
 
-/** taskwire / peer for every numeric figure both targets have. */
+function ratioOf(x: Figure | undefined, y: Figure | undefined): number | undefined {
+  return typeof x === 'number' && typeof y === 'number' && y !== 0 && Number.isFinite(x / y)
+    ? round(x / y)
+    : undefined;
+}
+
+/**
+ * taskwire / peer for each of `names` both have (keyed by the figure name, as before), and
+ * `taskwire/<target>` of the headline figure (the last of `names`) for every other target.
+ */
 export function ratios(figures: RunReport['figures'], names: string[]): Record<string, number> {
   const out: Record<string, number> = {};
   const a = figures.taskwire;
+  if (!a) return out;
   const b = figures.peer;
-  if (!a || !b) return out;
-  for (const name of names) {
-    const x = a[name];
-    const y = b[name];
-    if (typeof x === 'number' && typeof y === 'number' && y !== 0 && Number.isFinite(x / y))
-      out[name] = round(x / y);
+  if (b)
+    for (const name of names) {
+      const r = ratioOf(a[name], b[name]);
+      if (r !== undefined) out[name] = r;
+    }
+  const headline = names.at(-1);
+  if (!headline) return out;
+  for (const [target, other] of Object.entries(figures)) {
+    if (target === 'taskwire' || !other) continue;
+    const r = ratioOf(a[headline], other[headline]);
+    if (r !== undefined) out[`taskwire/${target}`] = r;
   }
   return out;
 }
@@ -94,13 +119,18 @@ export function printReport(report: RunReport, out: (line: string) => void): voi
     printVariants(report, report.variants, out);
     return;
   }
-  const targets = (['taskwire', 'peer'] as const).filter((t) => report.figures[t]);
+  const targets = Object.keys(report.figures).filter((t) => report.figures[t]);
   const names = [...new Set(targets.flatMap((t) => Object.keys(report.figures[t] ?? {})))];
-  const header = ['figure', ...targets, ...(targets.length === 2 ? ['taskwire/peer'] : [])];
+  // One ratio column per other target, when taskwire was measured too: taskwire / that target.
+  const others = targets.includes('taskwire') ? targets.filter((t) => t !== 'taskwire') : [];
+  const header = ['figure', ...targets, ...others.map((t) => `taskwire/${t}`)];
   const rows = [header];
   for (const name of names) {
     const row = [name, ...targets.map((t) => show(report.figures[t]?.[name]))];
-    if (targets.length === 2) row.push(report.ratios?.[name] !== undefined ? `${report.ratios[name]}x` : '');
+    for (const t of others) {
+      const r = ratioOf(report.figures.taskwire?.[name], report.figures[t]?.[name]);
+      row.push(r !== undefined ? `${r}x` : '');
+    }
     rows.push(row);
   }
   out('');

@@ -1,6 +1,8 @@
 // The servers under test, each in its own child process so that its RSS and CPU can be read
 // from /proc: taskwire (`node bin/taskwire.js start` on a fresh database) and the Socket.IO +
-// BullMQ peer (on the machine's Redis). Both get the probe preloaded (memory after GC over IPC).
+// BullMQ peer, on PostgreSQL (a fresh database) or on the machine's Redis. All get the probe
+// preloaded (memory after GC over IPC). (The graphile-worker ceiling is no server: see
+// bench/peers/graphile-ceiling.)
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
@@ -13,7 +15,27 @@ import { HttpClient } from './http.ts';
 import { type BenchDatabase, createDatabase } from './pg.ts';
 import { type Child, nofileHardLimit, rssParts, spawnNode, treeRssBytes, waitFor } from './procs.ts';
 
-export type TargetName = 'taskwire' | 'peer';
+/**
+ * What a run can measure. `peer` is the default peer variant, BullMQ on Redis (the peer of the
+ * earlier results); `bullmq-postgres` and `bullmq-redis` name the backend; `graphile-ceiling` is
+ * bare graphile-worker (throughput only).
+ */
+export type TargetName = 'taskwire' | 'peer' | 'bullmq-postgres' | 'bullmq-redis' | 'graphile-ceiling';
+export const TARGET_NAMES: readonly TargetName[] = [
+  'taskwire',
+  'peer',
+  'bullmq-postgres',
+  'bullmq-redis',
+  'graphile-ceiling',
+];
+/** The BullMQ backend of a peer target. */
+export function peerBackend(name: TargetName): 'postgres' | 'redis' | undefined {
+  return name === 'bullmq-postgres'
+    ? 'postgres'
+    : name === 'peer' || name === 'bullmq-redis'
+      ? 'redis'
+      : undefined;
+}
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 export const BENCH_DIR = path.join(ROOT, 'bench');
@@ -38,6 +60,7 @@ function benchTasks(root: string): string {
     : path.join(BENCH_DIR, 'lib/bench-tasks.ts');
 }
 const PEER = path.join(BENCH_DIR, 'peers/socketio-bullmq/server.ts');
+const CEILING = path.join(BENCH_DIR, 'peers/graphile-ceiling/main.ts');
 
 export const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -70,6 +93,9 @@ export interface TargetStats {
   attemptsCompleted?: number;
   active?: number;
   completed?: number;
+  /** Peer: completions its BullMQ worker saw, and those its QueueEvents delivered to rooms. */
+  workerCompleted?: number;
+  relayedCompleted?: number;
 }
 
 /** Rows inserted + updated + deleted so far in taskwire's own tables and in the queue's. */
@@ -91,10 +117,12 @@ export interface RunningTarget {
   /** Processes whose CPU is the target's backing store (postgres, redis-server). */
   readonly storeComm: string;
   readonly http: HttpClient;
+  /** The run's database, for PostgreSQL targets. */
+  readonly dbName?: string;
   token(user: string): Promise<string>;
   probe(gc?: boolean): Promise<Probe>;
   stats(): Promise<TargetStats>;
-  /** Row writes of the target's database so far (taskwire only). */
+  /** Row writes of the target's database so far (PostgreSQL targets only). */
   dbWrites(): Promise<DbWrites | undefined>;
   /**
    * Pickup of first attempts, from the task rows (taskwire only): created (the create's
@@ -249,6 +277,36 @@ async function metricsPerProcess(
   return [...seen.values()];
 }
 
+/**
+ * Commits of the run's database and row writes per schema so far, from PostgreSQL's statistics:
+ * `own` is the application's schema (taskwire's; none for the BullMQ peer), `queue` the queue's.
+ */
+export function dbWritesOf(pool: pg.Pool, own: string | undefined, queue: string) {
+  return async (): Promise<DbWrites> => {
+    const commits = await pool.query(
+      'select xact_commit from pg_stat_database where datname = current_database()',
+    );
+    const tables = await pool.query(
+      `select schemaname, sum(n_tup_ins + n_tup_upd + n_tup_del)::bigint as writes
+         from pg_stat_user_tables group by schemaname`,
+    );
+    const by = (schema: string | undefined) =>
+      Number(tables.rows.find((r) => r.schemaname === schema)?.writes ?? 0);
+    const output =
+      own === 'taskwire'
+        ? await pool.query(
+            "select coalesce(sum(n_tup_ins), 0)::bigint as n from pg_stat_user_tables where schemaname = 'taskwire' and relname = 'task_output'",
+          )
+        : undefined;
+    return {
+      commits: Number(commits.rows[0].xact_commit),
+      taskwire: by(own),
+      queue: by(queue),
+      outputRows: Number(output?.rows[0].n ?? 0),
+    };
+  };
+}
+
 export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> {
   const ownDb = !opts.database;
   const db: BenchDatabase = opts.database ?? (await createDatabase());
@@ -310,6 +368,7 @@ export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> 
     child,
     storeComm: 'postgres',
     http,
+    dbName: db.name,
     token: (user) => mintToken(user),
     probe: (gc = true) => probeOf(child, gc),
     ...profiler(child, profileDir, opts.runId, 'taskwire'),
@@ -332,25 +391,7 @@ export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> 
         })(),
       };
     },
-    async dbWrites() {
-      const commits = await statsPool.query(
-        'select xact_commit from pg_stat_database where datname = current_database()',
-      );
-      const tables = await statsPool.query(
-        `select schemaname, sum(n_tup_ins + n_tup_upd + n_tup_del)::bigint as writes
-           from pg_stat_user_tables group by schemaname`,
-      );
-      const by = (schema: string) => Number(tables.rows.find((r) => r.schemaname === schema)?.writes ?? 0);
-      const output = await statsPool.query(
-        "select coalesce(sum(n_tup_ins), 0)::bigint as n from pg_stat_user_tables where schemaname = 'taskwire' and relname = 'task_output'",
-      );
-      return {
-        commits: Number(commits.rows[0].xact_commit),
-        taskwire: by('taskwire'),
-        queue: by('graphile_worker'),
-        outputRows: Number(output.rows[0].n),
-      };
-    },
+    dbWrites: dbWritesOf(statsPool, 'taskwire', 'graphile_worker'),
     metricsPerProcess: (names, tries) => metricsPerProcess(httpUrl, names, tries),
     async pickupMs() {
       const { rows } = await statsPool.query<{ p50: number; p99: number; max: number }>(
@@ -391,21 +432,31 @@ export function redisReachable(url = REDIS_URL, timeoutMs = 1000): Promise<boole
 export const REDIS_HINT =
   'start it with: redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no';
 
-export async function startPeer(opts: StartOptions): Promise<RunningTarget> {
-  if (!(await redisReachable())) throw new Error(`Redis is not reachable at ${REDIS_URL}; ${REDIS_HINT}`);
+/** The BullMQ peer, on PostgreSQL (a fresh database, BullMQ's schema `bullmq`) or on Redis. */
+export async function startPeer(
+  name: TargetName,
+  backend: 'postgres' | 'redis',
+  opts: StartOptions,
+): Promise<RunningTarget> {
+  if (backend === 'redis' && !(await redisReachable()))
+    throw new Error(`Redis is not reachable at ${REDIS_URL}; ${REDIS_HINT}`);
   mkdirSync(path.join(RESULTS_DIR, 'logs'), { recursive: true });
   const profileDir = path.join(RESULTS_DIR, 'profiles');
   mkdirSync(profileDir, { recursive: true });
-  const logFile = path.join(RESULTS_DIR, 'logs', `${opts.runId}-peer.log`);
+  const logFile = path.join(RESULTS_DIR, 'logs', `${opts.runId}-${name}.log`);
   const startedAt = Date.now();
+  const db = backend === 'postgres' ? await createDatabase() : undefined;
   const child = spawnNode(PEER, [], {
     env: {
       ...cleanEnv(),
       PORT: '0', // it binds a port of its own and prints it
       HOST: '127.0.0.1',
-      REDIS_URL,
+      LOG_LEVEL: 'warn',
+      PEER_BACKEND: backend,
+      ...(db
+        ? { DATABASE_URL: db.url }
+        : { REDIS_URL, PEER_PREFIX: `bench-${randomBytes(4).toString('hex')}` }),
       PEER_SECRET: BENCH_SECRET,
-      PEER_PREFIX: `bench-${randomBytes(4).toString('hex')}`,
       PEER_QUEUE: 'tasks',
       PEER_CONCURRENCY: '100',
       ...opts.env,
@@ -415,44 +466,113 @@ export async function startPeer(opts: StartOptions): Promise<RunningTarget> {
     logFile,
     cwd: ROOT,
   });
-  const httpUrl = await listeningUrl(child, /peer listening on (http:\/\/\S+)/).catch(async (err) => {
-    await child.stop(2000);
+  const dropDb = () => db?.drop().catch((err: unknown) => opts.log(`could not drop ${db.name}: ${err}`));
+  let httpUrl: string;
+  try {
+    httpUrl = await listeningUrl(child, /peer listening on (http:\/\/\S+)/).catch(async (err) => {
+      await child.stop(2000);
+      throw new Error(`${(err as Error).message}\n--- last lines of ${child.logFile}:\n${child.tail(20)}`);
+    });
+    await ready(child, httpUrl, name);
+  } catch (err) {
+    await dropDb();
     throw err;
-  });
+  }
   const port = Number(new URL(httpUrl).port);
-  await ready(child, httpUrl, 'peer');
-  opts.log(`peer pid ${child.pid} on :${port}, log ${path.relative(ROOT, logFile)}`);
+  opts.log(
+    `${name} pid ${child.pid} on :${port}, BullMQ on ${db ? `PostgreSQL, database ${db.name}` : 'Redis'}, ` +
+      `log ${path.relative(ROOT, logFile)}`,
+  );
   const http = new HttpClient(httpUrl, { maxSockets: 64 });
+  const statsPool = db ? new pg.Pool({ connectionString: db.url, max: 1 }) : undefined;
   return {
-    name: 'peer',
+    name,
     mode: 'socketio',
     httpUrl,
     socketUrl: httpUrl,
     child,
-    storeComm: 'redis-server',
+    storeComm: backend === 'postgres' ? 'postgres' : 'redis-server',
     http,
+    dbName: db?.name,
     token: (user) => mintToken(user),
     probe: (gc = true) => probeOf(child, gc),
-    ...profiler(child, profileDir, opts.runId, 'peer'),
+    ...profiler(child, profileDir, opts.runId, name),
     async stats() {
       const res = await http.request('GET', '/bench/stats');
       const counts = res.body?.jobCounts ?? {};
-      return { sockets: res.body?.sockets ?? 0, active: counts.active, completed: counts.completed };
+      return {
+        sockets: res.body?.sockets ?? 0,
+        active: counts.active,
+        completed: counts.completed,
+        workerCompleted: res.body?.workerCompleted,
+        relayedCompleted: res.body?.relayedCompleted,
+      };
     },
-    dbWrites: async () => undefined,
+    dbWrites: statsPool ? dbWritesOf(statsPool, undefined, 'bullmq') : async () => undefined,
     metricsPerProcess: async () => [],
     pickupMs: async () => undefined,
     async stop() {
       http.close();
+      await statsPool?.end().catch(() => {});
       const code = await child.stop(15_000);
-      if (code !== 0) opts.log(`peer exited with ${code}`);
+      if (code !== 0) opts.log(`${name} exited with ${code}`);
+      await dropDb();
       return opts.cpuProf ? newestProfile(profileDir, startedAt) : undefined;
     },
   };
 }
 
+/** The graphile-worker ceiling process (bench/peers/graphile-ceiling), on a fresh database. */
+export interface RunningCeiling {
+  readonly child: Child;
+  readonly dbName: string;
+  dbWrites(): Promise<DbWrites>;
+  stop(): Promise<void>;
+}
+
+export async function startCeiling(opts: StartOptions): Promise<RunningCeiling> {
+  const db = await createDatabase();
+  mkdirSync(path.join(RESULTS_DIR, 'logs'), { recursive: true });
+  const logFile = path.join(RESULTS_DIR, 'logs', `${opts.runId}-graphile-ceiling.log`);
+  const child = spawnNode(CEILING, [], {
+    env: {
+      ...cleanEnv(),
+      DATABASE_URL: db.url,
+      LOG_LEVEL: 'warn',
+      CEILING_CONCURRENCY: '100',
+      CEILING_POOL_SIZE: '10',
+      ...opts.env,
+    },
+    logFile,
+    cwd: ROOT,
+  });
+  try {
+    await child.line(/graphile ceiling ready/, 60_000);
+  } catch (err) {
+    await child.stop(2000);
+    await db.drop().catch(() => {});
+    throw new Error(`${(err as Error).message}\n--- last lines of ${logFile}:\n${child.tail(20)}`);
+  }
+  opts.log(`graphile-ceiling pid ${child.pid}, database ${db.name}, log ${path.relative(ROOT, logFile)}`);
+  const statsPool = new pg.Pool({ connectionString: db.url, max: 1 });
+  return {
+    child,
+    dbName: db.name,
+    dbWrites: dbWritesOf(statsPool, undefined, 'graphile_worker'),
+    async stop() {
+      await statsPool.end().catch(() => {});
+      const code = await child.stop(15_000);
+      if (code !== 0) opts.log(`graphile-ceiling exited with ${code}`);
+      await db.drop().catch((err: unknown) => opts.log(`could not drop ${db.name}: ${err}`));
+    },
+  };
+}
+
 export function startTarget(name: TargetName, opts: StartOptions): Promise<RunningTarget> {
-  return name === 'taskwire' ? startTaskwire(opts) : startPeer(opts);
+  if (name === 'taskwire') return startTaskwire(opts);
+  const backend = peerBackend(name);
+  if (!backend) throw new Error(`${name} is not a server; only the throughput scenario measures it`);
+  return startPeer(name, backend, opts);
 }
 
 /** Creates tasks over HTTP as `token`'s user, `concurrency` at a time; returns their ids in order. */

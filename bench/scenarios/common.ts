@@ -46,8 +46,10 @@ export interface Scenario<S extends FlagSpec = FlagSpec> {
   flags: S;
   /** Scenario-specific server environment, per target. */
   goals(flags: FlagValues<S>): Goal[];
-  /** Figures compared as taskwire/peer. */
+  /** Figures compared as taskwire/peer; the last is the headline figure (taskwire/<target>). */
   ratioNames: string[];
+  /** What `--target all` measures (default taskwire and peer). */
+  allTargets?: TargetName[];
   measure(target: TargetName, flags: FlagValues<S>, ctx: Ctx): Promise<Measured>;
   /** A compact table of the figures (rows of cells, the first a header), printed after the report. */
   table?(figures: Figures): string[][];

@@ -138,7 +138,7 @@ async function runShape(
     const gate =
       f.gate > 0
         ? f.gate
-        : Math.round(2000 + socketCount * (targetName === 'peer' ? 4 : 2) + subscriptions * 0.3);
+        : Math.round(2000 + socketCount * (targetName !== 'taskwire' ? 4 : 2) + subscriptions * 0.3);
     const before = f.dbStats ? await target.dbWrites() : undefined;
     const stats0 = await runner.stats();
     const bus0 = runner === target ? await busCounters(target) : undefined;

@@ -2,18 +2,26 @@
 // (closed loop) or at a fixed rate (open loop, --rate). Each client submits, joins the task's
 // channel (room) on its socket, and counts the task completed when the socket says so (the join
 // reply's state or the `completed` event). Figures: accepted/s, completed/s, submit->accepted and
-// submit->completed percentiles.
+// submit->completed percentiles, and CPU µs per task in the server, its store and the generator.
+// `graphile-ceiling` is no server: bare graphile-worker adding and completing no-op jobs (see
+// bench/peers/graphile-ceiling), the most the queue under taskwire does on this machine.
 
 import type { ThroughputJob, ThroughputResult } from '../generator/main.ts';
-import { bool, int, ms, num } from '../lib/args.ts';
+import { bool, type FlagSpec, type FlagValues, int, ms, num } from '../lib/args.ts';
+import { statementCounter } from '../lib/pg.ts';
 import type { Child } from '../lib/procs.ts';
-import { sleep } from '../lib/procs.ts';
+import { CpuMeter, sleep } from '../lib/procs.ts';
+import type { Figures } from '../lib/report.ts';
 import { concat, summarize } from '../lib/stats.ts';
+import { type DbWrites, startCeiling } from '../lib/targets.ts';
+import type { CeilingResult } from '../peers/graphile-ceiling/main.ts';
 import {
   busCounters,
   busFigures,
+  type Ctx,
   cpuWindow,
   defineScenario,
+  type Measured,
   mergeCounts,
   profiled,
   split,
@@ -23,26 +31,56 @@ import {
   withTarget,
 } from './common.ts';
 
+/** CPU µs per task from a window's CPU percentages (of one core) over `window_s`. */
+function cpuPerTask(window: Figures, tasks: number): Figures {
+  const us = (pct: unknown) =>
+    typeof pct === 'number' && tasks > 0 ? ((pct / 100) * Number(window.window_s) * 1e6) / tasks : null;
+  const store = 'postgres_cpu_pct' in window ? 'postgres' : 'redis';
+  return {
+    server_cpu_us_per_task: us(window.server_cpu_pct),
+    [`${store}_cpu_us_per_task`]: us(window[`${store}_cpu_pct`]),
+    generator_cpu_us_per_task: us(window.generator_cpu_pct),
+  };
+}
+
+function writesPerTask(before: DbWrites | undefined, after: DbWrites | undefined, tasks: number): Figures {
+  if (!before || !after) return {};
+  const n = Math.max(1, tasks);
+  return {
+    taskwire_row_writes_per_task: (after.taskwire - before.taskwire) / n,
+    queue_row_writes_per_task: (after.queue - before.queue) / n,
+    commits_per_task: (after.commits - before.commits) / n,
+  };
+}
+
+const FLAGS = {
+  tasks: int(6000, 'tasks measured'),
+  warmup: int(500, 'tasks run first and not measured'),
+  concurrency: int(64, 'tasks in flight at once (closed loop), or the cap on in-flight tasks with --rate'),
+  rate: num(0, 'open loop: submit this many tasks per second (latency counted from when each was due)'),
+  sockets: int(0, 'client sockets used to watch tasks (0: one per concurrency slot, at most 64)'),
+  steps: int(1, 'demo steps per task'),
+  intervalMs: int(0, 'demo interval_ms'),
+  taskTimeout: ms(60_000, 'a task not completed after this counts as a failure'),
+  laneRelease: ms(
+    3000,
+    'closed loop: a slot that waited this long for a task moves on to the next (the task still counts ' +
+      'if it ends before --task-timeout), so an end the server never sends does not stall a slot (0: wait)',
+  ),
+  users: int(1, 'submitting users (one generator process each at most)'),
+  serverConcurrency: int(0, 'jobs run at once by the server (0: the server default, 100)'),
+  poolSize: int(0, 'taskwire database pool size (0: the default, 10)'),
+  ceilingBatch: int(64, 'graphile-ceiling: jobs per addJobs call'),
+  ceilingBacklog: int(1024, 'graphile-ceiling: jobs added but not yet completed, at most'),
+  ceilingProducers: int(2, 'graphile-ceiling: addJobs calls in flight at once'),
+  dbStats: bool(true, 'wait for PostgreSQL statistics to settle and count row writes per task (adds ~11 s)'),
+} satisfies FlagSpec;
+
 export const throughput = defineScenario({
   name: 'throughput',
   summary: 'N one-step tasks submitted at concurrency C (or --rate R/s); accepted/s, completed/s, latency',
-  flags: {
-    tasks: int(6000, 'tasks measured'),
-    warmup: int(500, 'tasks run first and not measured'),
-    concurrency: int(64, 'tasks in flight at once (closed loop), or the cap on in-flight tasks with --rate'),
-    rate: num(0, 'open loop: submit this many tasks per second (latency counted from when each was due)'),
-    sockets: int(0, 'client sockets used to watch tasks (0: one per concurrency slot, at most 64)'),
-    steps: int(1, 'demo steps per task'),
-    intervalMs: int(0, 'demo interval_ms'),
-    taskTimeout: ms(60_000, 'a task not completed after this counts as a failure'),
-    users: int(1, 'submitting users (one generator process each at most)'),
-    serverConcurrency: int(0, 'jobs run at once by the server (0: the server default, 100)'),
-    poolSize: int(0, 'taskwire database pool size (0: the default, 10)'),
-    dbStats: bool(
-      true,
-      'wait for PostgreSQL statistics to settle and count row writes per task (adds ~11 s)',
-    ),
-  },
+  flags: FLAGS,
+
   goals: (f) => [
     {
       name: 'tasks/s submitted->completed >= 2000',
@@ -63,9 +101,27 @@ export const throughput = defineScenario({
         ]
       : []),
     { name: '>= 2x the peer on tasks/s', target: 'ratio', figure: 'completed_per_s', op: '>=', value: 2 },
+    {
+      name: '>= 3x BullMQ on PostgreSQL on tasks/s',
+      target: 'ratio',
+      vs: 'bullmq-postgres',
+      figure: 'taskwire/bullmq-postgres',
+      op: '>=',
+      value: 3,
+    },
+    {
+      name: '>= 20% of the graphile-worker ceiling on tasks/s',
+      target: 'ratio',
+      vs: 'graphile-ceiling',
+      figure: 'taskwire/graphile-ceiling',
+      op: '>=',
+      value: 0.2,
+    },
   ],
+  allTargets: ['taskwire', 'bullmq-postgres', 'bullmq-redis', 'graphile-ceiling'],
   ratioNames: ['accepted_per_s', 'completed_per_s'],
   async measure(targetName, f, ctx) {
+    if (targetName === 'graphile-ceiling') return measureCeiling(f, ctx);
     const env: Record<string, string> = {};
     if (f.serverConcurrency > 0) {
       env.TASKWIRE_CONCURRENCY = String(f.serverConcurrency);
@@ -89,6 +145,7 @@ export const throughput = defineScenario({
         const cpu = cpuWindow(target);
         const before = f.dbStats ? await target.dbWrites() : undefined;
         const bus0 = await busCounters(target);
+        const statements = target.dbName ? statementCounter(target.dbName) : undefined;
         const results = await profiled(target, ctx, 'throughput', () =>
           Promise.all(
             children.map((g, i) =>
@@ -106,6 +163,7 @@ export const throughput = defineScenario({
                   rate,
                   body: { steps: f.steps, interval_ms: f.intervalMs },
                   taskTimeoutMs: f.taskTimeout,
+                  laneReleaseMs: f.laneRelease,
                 } satisfies Omit<ThroughputJob, 'id'>,
                 f.taskTimeout + 30 * 60_000,
               ),
@@ -115,9 +173,12 @@ export const throughput = defineScenario({
         const window = cpu.stop(sum(results.map((r) => r.cpuMs)));
         const probe = await target.probe(false);
         const bus1 = await busCounters(target);
+        // The peer counts the completions its worker saw and those QueueEvents relayed to rooms.
+        const peerStats = target.mode === 'socketio' ? await target.stats() : undefined;
         const pickup = await target.pickupMs();
         if (before) await sleep(11_000); // PostgreSQL backends flush their statistics at most every 10 s when idle
         const after = before ? await target.dbWrites() : undefined;
+        const statementCount = statements?.count();
         const start = Math.min(...results.map((r) => r.start));
         const lastAccept = Math.max(...results.map((r) => r.lastAccept));
         const lastDone = Math.max(...results.map((r) => r.lastDone));
@@ -131,10 +192,25 @@ export const throughput = defineScenario({
           `${targetName}: completion detected from the socket (join reply state or the completed event)`,
         ];
         if (failures > 0) notes.push(`${targetName}: ${failures} failures: ${topErrors(errors)}`);
+        const released = sum(results.map((r) => r.released));
+        if (released > 0)
+          notes.push(
+            `${targetName}: ${released} tasks not ended after ${f.laneRelease} ms; their slots moved on to the next task`,
+          );
         const late = sum(results.map((r) => r.late));
         if (late > 0)
           notes.push(`${targetName}: ${late} open-loop ticks found every slot busy (the rate was not held)`);
         const measuredN = completed + failures;
+        const missed = errors['task did not finish in time'] ?? 0;
+        const relayMissed =
+          peerStats?.workerCompleted !== undefined && peerStats.relayedCompleted !== undefined
+            ? peerStats.workerCompleted - peerStats.relayedCompleted
+            : undefined;
+        if (relayMissed)
+          notes.push(
+            `${targetName}: QueueEvents relayed ${peerStats?.relayedCompleted} of the ${peerStats?.workerCompleted} completions its worker saw (${relayMissed} never reached a room)`,
+          );
+        const inWindow = completed + sum(warm);
         return {
           notes,
           figures: {
@@ -150,22 +226,84 @@ export const throughput = defineScenario({
               ? { pickup_p50_ms: pickup.p50, pickup_p99_ms: pickup.p99, pickup_max_ms: pickup.max }
               : {}),
             failures,
+            // Tasks whose end the client never saw in time (counted in failures, not completed).
+            missed_completions: missed,
+            slots_released: released,
+            ...(relayMissed !== undefined ? { queue_events_missed: relayMissed } : {}),
             ...window,
             ...busFigures(bus0, bus1),
+            ...cpuPerTask(window, inWindow),
             server_elu: probe.elu,
             server_rss_mb: probe.rss / 1024 / 1024,
-            ...(before && after
-              ? {
-                  taskwire_row_writes_per_task:
-                    (after.taskwire - before.taskwire) / Math.max(1, completed + sum(warm)),
-                  queue_row_writes_per_task:
-                    (after.queue - before.queue) / Math.max(1, completed + sum(warm)),
-                  commits_per_task: (after.commits - before.commits) / Math.max(1, completed + sum(warm)),
-                }
-              : {}),
+            ...writesPerTask(before, after, inWindow),
+            ...(statementCount !== undefined ? { pg_statements_per_task: statementCount / inWindow } : {}),
           },
         };
       }),
     );
   },
 });
+
+/**
+ * graphile-ceiling: a warm-up, then N no-op jobs added in batches and completed by bare
+ * graphile-worker (its own process and database); completed/s up to the jobs table found empty.
+ */
+async function measureCeiling(f: FlagValues<typeof FLAGS>, ctx: Ctx): Promise<Measured> {
+  const env: Record<string, string> = {};
+  if (f.serverConcurrency > 0) env.CEILING_CONCURRENCY = String(f.serverConcurrency);
+  if (f.poolSize > 0) env.CEILING_POOL_SIZE = String(f.poolSize);
+  const ceiling = await startCeiling({ env: { ...env, ...ctx.serverEnv }, log: ctx.log, runId: ctx.runId });
+  try {
+    const cmd = (n: number) => ({
+      cmd: 'run',
+      n,
+      batch: f.ceilingBatch,
+      backlog: f.ceilingBacklog,
+      producers: f.ceilingProducers,
+    });
+    ctx.log(
+      `graphile-ceiling: ${f.warmup} warm-up + ${f.tasks} no-op jobs, addJobs of ${f.ceilingBatch}, backlog ${f.ceilingBacklog}`,
+    );
+    if (f.warmup > 0) await ceiling.child.request<CeilingResult>(cmd(f.warmup), 10 * 60_000);
+    const before = f.dbStats ? await ceiling.dbWrites() : undefined;
+    const statements = statementCounter(ceiling.dbName);
+    const meter = new CpuMeter(ceiling.child.pid, ['postgres']);
+    meter.start();
+    const r = await ceiling.child.request<CeilingResult>(cmd(f.tasks), 30 * 60_000);
+    const m = meter.stop();
+    if (before) await sleep(11_000);
+    const after = before ? await ceiling.dbWrites() : undefined;
+    const statementCount = statements?.count();
+    const notes = [
+      'graphile-ceiling: bare graphile-worker, no-op task, jobs added with addJobs, localQueue, batched completion; ' +
+        'completed/s up to the jobs table found empty (every completion committed)',
+    ];
+    if (r.jobsLeft > 0) notes.push(`graphile-ceiling: ${r.jobsLeft} jobs still in the table after 30 s`);
+    const postgres = m.helpers.postgres ?? 0;
+    const window: Figures = {
+      server_cpu_pct: m.cpuPct,
+      server_sys_pct: m.sysPct,
+      postgres_cpu_pct: postgres,
+      generator_cpu_pct: 0,
+      irq_cpu_pct: m.irqPct,
+      others_cpu_pct: Math.max(0, m.machinePct - m.irqPct - m.cpuPct - postgres),
+      window_s: m.wallMs / 1000,
+    };
+    return {
+      notes,
+      figures: {
+        tasks: r.completed,
+        completed_per_s: (r.completed / r.ms) * 1000,
+        completed_per_s_by_last_return: (r.completed / r.lastDoneMs) * 1000,
+        failures: r.completed === f.tasks && r.jobsLeft === 0 ? 0 : f.tasks - r.completed + r.jobsLeft,
+        add_jobs_calls: r.addCalls,
+        ...window,
+        ...cpuPerTask(window, r.completed),
+        ...writesPerTask(before, after, r.completed),
+        ...(statementCount !== undefined ? { pg_statements_per_task: statementCount / r.completed } : {}),
+      },
+    };
+  } finally {
+    await ceiling.stop();
+  }
+}
