@@ -61,8 +61,11 @@ const USELESS_IN_A_ROW = 3;
 /**
  * Starts watching; returns the stop function. The floor is the lowest resident size seen; growth
  * of `thresholdBytes` above it triggers a GC. A GC that frees less than half the threshold (the
- * growth was live memory, e.g. mid-burst) doubles the gap before the next one, and after three
- * in a row the floor rises to the new level; one that frees more resets the gap.
+ * growth was live memory, e.g. mid-burst) is followed by another at the shortest gap (a burst still
+ * live at the first is over by then, and its pages go back at once); from the second in a row the
+ * gap doubles, and after three in a row the floor rises to the new level. One that frees more
+ * resets the gap. (The GC at start puts the floor below a warmed-up server's working set, so the
+ * first GC after start often frees little.)
  */
 export function startHeapRelease(opts: HeapReleaseOptions): () => void {
   if (opts.thresholdBytes <= 0) return () => {};
@@ -125,7 +128,8 @@ function watchResidentMemory(opts: HeapReleaseOptions): () => void {
         useless = 0;
         gapMs = MIN_GAP_MS;
       } else {
-        gapMs = Math.min(MAX_GAP_MS, gapMs * 2);
+        // The first: maybe mid-burst, so look again soon. From the second: live growth, back off.
+        if (useless > 1) gapMs = Math.min(MAX_GAP_MS, gapMs * 2);
       }
       opts.log.debug(
         { rss_mb: mb(now), freed_mb: mb(freed), floor_mb: mb(floor) },

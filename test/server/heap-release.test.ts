@@ -41,9 +41,16 @@ test('growth under the threshold never triggers a GC', (t) => {
   assert.deepEqual(simulate(t, (ms) => (ms < 10_000 ? 200 : 239), 300_000).length, 0);
 });
 
-test('live growth: GCs back off (60 s, then 120 s apart), then the floor rises and they stop', (t) => {
+test('live growth: GCs back off (30 s, then 60 s apart), then the floor rises and they stop', (t) => {
   const gcs = simulate(t, (ms) => (ms < 10_000 ? 200 : 300), 1_800_000);
-  assert.deepEqual(gcs, [10_000, 70_000, 190_000]);
+  assert.deepEqual(gcs, [10_000, 40_000, 100_000]);
+});
+
+test('a burst still live at the first GC is released by the next one, 30 s later (no back-off yet)', (t) => {
+  // 200 MB; a burst to 300 MB at 20 s, still live at the first GC; over by the second, which gives its
+  // pages back (before: the gap doubled after the first, and they stayed until 80 s).
+  const gcs = simulate(t, (ms, done) => (done.length >= 2 ? 200 : ms >= 20_000 ? 300 : 200), 120_000);
+  assert.deepEqual(gcs, [20_000, 50_000]);
 });
 
 test('a GC that frees memory resets the gap: bursts one after another are each released', (t) => {
