@@ -2,6 +2,7 @@
 // never competes inside the server's event loop. It holds client connections (raw Phoenix V2
 // frames, or Socket.IO for the peer), submits tasks over HTTP, and reports what it saw plus its
 // own CPU (process.cpuUsage) so a reader can check it was not the bottleneck.
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { HttpClient } from '../lib/http.ts';
 import { type Conn, type ConnStats, type Mode, makeConn, Recorder, Sub } from './conns.ts';
 
@@ -57,6 +58,13 @@ export interface CollectResult {
   timedOut: boolean;
   wallMs: number;
   cpuMs: number;
+  /** Of cpuMs: user (JavaScript, ws parsing) and system (the kernel: reads, epoll). */
+  cpuUserMs: number;
+  cpuSysMs: number;
+  /** This process's event-loop delay over the collect window, ms (10 ms sampling timer). */
+  loopDelayP50Ms: number;
+  loopDelayP99Ms: number;
+  loopDelayMaxMs: number;
   stats: ConnStats;
 }
 
@@ -203,6 +211,9 @@ async function connect(job: ConnectJob): Promise<ConnectResult> {
 async function collect(job: { timeoutMs: number }): Promise<CollectResult> {
   const t0 = performance.now();
   const c0 = cpuNow();
+  const u0 = process.cpuUsage();
+  const delay = monitorEventLoopDelay({ resolution: 10 });
+  delay.enable();
   const live = subs.filter((s) => s.joined && !s.failed);
   const pending = live.filter((s) => !s.done);
   let timedOut = false;
@@ -253,8 +264,17 @@ async function collect(job: { timeoutMs: number }): Promise<CollectResult> {
     timedOut,
     wallMs: performance.now() - t0,
     cpuMs: cpuNow() - c0,
+    cpuUserMs: 0,
+    cpuSysMs: 0,
+    loopDelayP50Ms: delay.percentile(50) / 1e6,
+    loopDelayP99Ms: delay.percentile(99) / 1e6,
+    loopDelayMaxMs: delay.max / 1e6,
     stats: { ...stats },
   };
+  delay.disable();
+  const used = process.cpuUsage(u0);
+  result.cpuUserMs = used.user / 1000;
+  result.cpuSysMs = used.system / 1000;
   rec.reset(rec.latency !== null);
   return result;
 }

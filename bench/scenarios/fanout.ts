@@ -150,6 +150,7 @@ export const fanout = defineScenario({
           ),
         );
         const window = cpu.stop(sum(collected.map((c) => c.cpuMs)));
+        const windowMs = Number(window.window_s) * 1000;
         const probe = await target.probe(false);
         const stats1 = await target.stats();
         await Promise.all(children.map((g) => g.request({ cmd: 'close' }, 120_000)));
@@ -185,6 +186,12 @@ export const fanout = defineScenario({
         if (collected.some((c) => c.timedOut))
           notes.push(`${targetName}: some subscribers never saw the end (timeout)`);
         const writes = before && after ? after.taskwire - before.taskwire : undefined;
+        // CPU per delivered event: the server's user (JavaScript) and system (the kernel: writev
+        // and, on loopback, most of the TCP path to the reader) time over the window, the
+        // machine's softirq time, and the generators'.
+        const perDelivery = (cpuMs: number) => (events > 0 ? (cpuMs * 1000) / events : Number.NaN);
+        const serverMs = (Number(window.server_cpu_pct) / 100) * windowMs;
+        const serverSysMs = (Number(window.server_sys_pct) / 100) * windowMs;
         const queueWrites = before && after ? after.queue - before.queue : undefined;
         return {
           notes,
@@ -208,6 +215,31 @@ export const fanout = defineScenario({
             join_failures: joinFailures + connectFailures,
             unexpected_closes: closes,
             ...window,
+            server_us_per_delivery: perDelivery(serverMs),
+            server_user_us_per_delivery: perDelivery(serverMs - serverSysMs),
+            server_sys_us_per_delivery: perDelivery(serverSysMs),
+            irq_us_per_delivery: perDelivery((Number(window.irq_cpu_pct) / 100) * windowMs),
+            generators: gens,
+            generator_us_per_delivery: perDelivery(sum(collected.map((c) => c.cpuMs))),
+            generator_user_us_per_delivery: perDelivery(sum(collected.map((c) => c.cpuUserMs))),
+            generator_sys_us_per_delivery: perDelivery(sum(collected.map((c) => c.cpuSysMs))),
+            generator_loop_delay_p50_ms: Math.max(...collected.map((c) => c.loopDelayP50Ms)),
+            generator_loop_delay_p99_ms: Math.max(...collected.map((c) => c.loopDelayP99Ms)),
+            generator_loop_delay_max_ms: Math.max(...collected.map((c) => c.loopDelayMaxMs)),
+            ...(probe.loopDelay
+              ? {
+                  server_loop_delay_p99_ms: probe.loopDelay.p99,
+                  server_loop_delay_max_ms: probe.loopDelay.max,
+                }
+              : {}),
+            ...(probe.gc
+              ? {
+                  server_gc_count: probe.gc.count,
+                  server_gc_ms: probe.gc.ms,
+                  server_gc_max_ms: probe.gc.maxMs,
+                  server_gc_major: probe.gc.major,
+                }
+              : {}),
             server_elu: probe.elu,
             server_rss_mb: probe.rss / MB,
             ...(stats1.conflated !== undefined
