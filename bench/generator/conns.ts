@@ -8,6 +8,7 @@ import WebSocket from 'ws';
 export type Mode = 'phoenix' | 'socketio';
 
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
+const SEQ_SLOTS = 4096;
 
 /** One joined topic (task) on one connection, with its seq check. */
 export class Sub {
@@ -41,6 +42,10 @@ export class Sub {
 /** Counts and latency samples of every event a generator process receives. */
 export class Recorder {
   latency: number[] | null = null;
+  /** Worst and summed latency per seq (seq < SEQ_SLOTS), to see which steps make the tail. */
+  seqMax = new Float64Array(SEQ_SLOTS);
+  seqSum = new Float64Array(SEQ_SLOTS);
+  seqCount = new Float64Array(SEQ_SLOTS);
   events = 0;
   byName: Record<string, number> = {};
   unknown = 0;
@@ -50,6 +55,9 @@ export class Recorder {
 
   reset(sampleLatency: boolean): void {
     this.latency = sampleLatency ? [] : null;
+    this.seqMax.fill(0);
+    this.seqSum.fill(0);
+    this.seqCount.fill(0);
     this.events = 0;
     this.byName = {};
     this.unknown = 0;
@@ -71,7 +79,15 @@ export class Recorder {
       this.firstAt = at;
     }
     this.lastRecv = now;
-    if (this.latency) this.latency.push(now - at);
+    if (this.latency) {
+      const ms = now - at;
+      this.latency.push(ms);
+      if (seq >= 0 && seq < SEQ_SLOTS) {
+        if (ms > this.seqMax[seq]) this.seqMax[seq] = ms;
+        this.seqSum[seq] += ms;
+        this.seqCount[seq] += 1;
+      }
+    }
     sub.events += 1;
     if (!sub.joined) {
       // Socket.IO may deliver room events before the join ack; the ack's state settles it.

@@ -55,6 +55,10 @@ export interface CollectResult {
   lastRecv: number;
   firstAt: number;
   latency: Float64Array;
+  /** Per seq: worst latency, summed latency and count (the Recorder's). */
+  seqMax: Float64Array;
+  seqSum: Float64Array;
+  seqCount: Float64Array;
   timedOut: boolean;
   wallMs: number;
   cpuMs: number;
@@ -261,6 +265,9 @@ async function collect(job: { timeoutMs: number }): Promise<CollectResult> {
     lastRecv: rec.lastRecv,
     firstAt: rec.firstAt,
     latency: Float64Array.from(rec.latency ?? []),
+    seqMax: Float64Array.from(rec.seqMax),
+    seqSum: Float64Array.from(rec.seqSum),
+    seqCount: Float64Array.from(rec.seqCount),
     timedOut,
     wallMs: performance.now() - t0,
     cpuMs: cpuNow() - c0,
@@ -462,3 +469,5 @@ process.on('message', (raw) => {
   );
 });
 process.on('disconnect', () => process.exit(0));
+// A clean exit on SIGTERM too, so that a --cpu-prof profile (BENCH_GEN_CPU_PROF) gets written.
+process.on('SIGTERM', () => process.exit(0));

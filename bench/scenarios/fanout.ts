@@ -165,6 +165,7 @@ export const fanout = defineScenario({
         const lastRecv = Math.max(...collected.map((c) => c.lastRecv));
         const spanMs = lastRecv - firstRecv;
         const lat = summarize(concat(collected.map((c) => c.latency)));
+        const bySeq = latencyBySeq(collected);
         const join = summarize(concat(connects.map((c) => c.joinMs)));
         const subs = sum(collected.map((c) => c.subs));
         const complete = sum(collected.map((c) => c.subsComplete));
@@ -180,6 +181,13 @@ export const fanout = defineScenario({
         if (joinSlackMs < 0)
           notes.push(
             `${targetName}: joins finished ${-joinSlackMs} ms after step 1; raise --gate for a clean shape`,
+          );
+        if (bySeq.length > 0)
+          notes.push(
+            `${targetName}: worst steps (seq: max / mean ms): ${bySeq
+              .slice(0, 8)
+              .map((r) => `${r.seq}: ${r.max} / ${r.mean.toFixed(1)}`)
+              .join(', ')}`,
           );
         const errors = mergeCounts(connects.map((c) => c.errors));
         if (Object.keys(errors).length > 0) notes.push(`${targetName}: errors: ${topErrors(errors)}`);
@@ -206,6 +214,9 @@ export const fanout = defineScenario({
             latency_p95_ms: lat.p95,
             latency_p99_ms: lat.p99,
             latency_max_ms: lat.max,
+            // The worst step's mean latency: p99 is 1 % of the events, about one step of a run
+            // this short, so a single slow step (a GC, a burst) sets it.
+            latency_worst_step_mean_ms: bySeq[0]?.mean ?? Number.NaN,
             subs_complete: complete,
             missing_seqs: missing,
             duplicate_seqs: dups,
@@ -262,3 +273,21 @@ export const fanout = defineScenario({
     );
   },
 });
+
+/** Steps (seqs) by their mean latency over every subscriber, worst first. */
+function latencyBySeq(collected: CollectResult[]): Array<{ seq: number; max: number; mean: number }> {
+  const rows: Array<{ seq: number; max: number; mean: number }> = [];
+  const slots = collected[0]?.seqMax.length ?? 0;
+  for (let seq = 0; seq < slots; seq++) {
+    let max = 0;
+    let total = 0;
+    let n = 0;
+    for (const c of collected) {
+      max = Math.max(max, c.seqMax[seq]);
+      total += c.seqSum[seq];
+      n += c.seqCount[seq];
+    }
+    if (n > 0) rows.push({ seq, max, mean: total / n });
+  }
+  return rows.sort((a, b) => b.mean - a.mean);
+}
