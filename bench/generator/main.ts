@@ -27,6 +27,8 @@ export interface ConnectJob {
   indexOffset: number;
   heartbeatMs: number;
   sampleLatency: boolean;
+  /** phoenix mode: the lean client (see LeanPhoenixConn) instead of `ws`. */
+  lean?: boolean;
 }
 
 export interface ConnectResult {
@@ -168,6 +170,7 @@ async function connect(job: ConnectJob): Promise<ConnectResult> {
     const conn = makeConn(
       {
         mode: job.mode,
+        lean: job.lean,
         url: job.url,
         token: job.tokens[plan.token],
         localAddress: job.sourceIps > 1 ? `127.0.0.${1 + (g % job.sourceIps)}` : undefined,

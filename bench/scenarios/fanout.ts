@@ -5,7 +5,7 @@
 // --channels-per-socket packs that many subscriptions (distinct tasks) on one socket.
 
 import type { CollectResult, ConnectResult, SocketPlan } from '../generator/main.ts';
-import { bool, int, ms } from '../lib/args.ts';
+import { bool, int, ms, str } from '../lib/args.ts';
 import { sleep } from '../lib/procs.ts';
 import { concat, summarize } from '../lib/stats.ts';
 import { createTasks } from '../lib/targets.ts';
@@ -34,6 +34,11 @@ export const fanout = defineScenario({
     channelsPerSocket: int(1, 'subscriptions (distinct tasks) joined on one socket; at most --tasks'),
     gate: ms(0, 'time between creating the tasks and step 1 (0: sized from the socket count)'),
     connectConcurrency: int(100, 'sockets opened and joined at once'),
+    genClient: str<'lean' | 'ws'>(
+      'lean',
+      "the generator's Phoenix client: lean (a net socket read with onread, ws's Sender for its own frames) or ws",
+      ['lean', 'ws'],
+    ),
     dbStats: bool(true, 'wait for PostgreSQL statistics to settle and count row writes (adds ~11 s)'),
   },
   goals: (f) => {
@@ -129,6 +134,7 @@ export const fanout = defineScenario({
               indexOffset: offset,
               heartbeatMs: 30_000,
               sampleLatency: true,
+              lean: f.genClient === 'lean',
             };
             offset += parts[i].length;
             return g.request<ConnectResult>(job, 30 * 60_000);
