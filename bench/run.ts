@@ -13,13 +13,23 @@ import { actors } from './scenarios/actors.ts';
 import { bus } from './scenarios/bus.ts';
 import type { Ctx, Scenario } from './scenarios/common.ts';
 import { fanout } from './scenarios/fanout.ts';
+import { idle } from './scenarios/idle.ts';
 import { sockets } from './scenarios/sockets.ts';
+import { streams } from './scenarios/streams.ts';
 import { throughput } from './scenarios/throughput.ts';
 
 /** Other work above this share of one core during a window makes the run "disturbed". */
 const DISTURBED_PCT = 25;
 
-const SCENARIOS: Record<string, Scenario<any>> = { throughput, fanout, sockets, actors, bus };
+const SCENARIOS: Record<string, Scenario<any>> = {
+  throughput,
+  fanout,
+  sockets,
+  actors,
+  bus,
+  streams,
+  idle,
+};
 
 const COMMON = {
   target: str<'taskwire' | 'peer' | 'both'>('taskwire', 'which server to measure', [

@@ -35,6 +35,17 @@ export class Sub {
   /** Called once when the join is answered, then when the task ends. */
   onJoin: ((ok: boolean) => void) | null = null;
   onDone: (() => void) | null = null;
+  /** Streams: the join asks for output from this index (`output_from`); undefined: no output. */
+  outputFrom: number | undefined = undefined;
+  /** The index of the next output chunk expected (last + 1). */
+  outputNext = 0;
+  outputChunks = 0;
+  outputMissing = 0;
+  outputDups = 0;
+  /** Chunks whose text does not name their index (`<index>@<ms> `). */
+  outputBad = 0;
+  /** The chunks' text, assembled in index order (streams check it against the stored output). */
+  text = '';
 
   constructor(taskId: string) {
     this.taskId = taskId;
@@ -111,6 +122,33 @@ export class Recorder {
     }
   }
 
+  /**
+   * An output chunk: in index order, once each (`output_from` on a rejoin resumes at
+   * `outputNext`); the text `<index>@<ms> ` gives the latency and checks the index.
+   */
+  output(sub: Sub | undefined, index: number, data: string): void {
+    const now = Date.now();
+    if (!sub) {
+      this.unknown += 1;
+      return;
+    }
+    this.events += 1;
+    this.byName.output = (this.byName.output ?? 0) + 1;
+    if (this.firstRecv === 0) this.firstRecv = now;
+    this.lastRecv = now;
+    sub.outputChunks += 1;
+    const at = data.indexOf('@');
+    if (at < 1 || Number(data.slice(0, at)) !== index) sub.outputBad += 1;
+    else if (this.latency) this.latency.push(now - Number(data.slice(at + 1)));
+    if (index < sub.outputNext) {
+      sub.outputDups += 1;
+      return;
+    }
+    if (index > sub.outputNext) sub.outputMissing += index - sub.outputNext;
+    sub.outputNext = index + 1;
+    sub.text += data;
+  }
+
   joinReply(sub: Sub, ok: boolean, status: string, seq: number, reason = ''): void {
     const now = Date.now();
     sub.joinMs = now - sub.joinSentAt;
@@ -143,11 +181,14 @@ export interface ConnStats {
 
 export interface Conn {
   readonly subs: Map<string, Sub>;
+  readonly target: ConnTarget;
   open(): Promise<void>;
   join(sub: Sub): Promise<boolean>;
   leave(sub: Sub): void;
   heartbeat(): void;
   close(): Promise<void>;
+  /** Drops the connection at once (no close handshake), as a lost network would; not counted as unexpected. */
+  cut(): Promise<void>;
 }
 
 export interface ConnTarget {
@@ -166,6 +207,8 @@ export interface ConnTarget {
 const BROADCAST = Buffer.from('[null,null,"task:');
 const SEQ_KEY = Buffer.from('"seq":');
 const AT_KEY = Buffer.from(',"at":');
+const INDEX_KEY = Buffer.from('"index":');
+const DATA_KEY = Buffer.from('"data":"');
 const QUOTE = 0x22;
 
 function readInt(buf: Buffer, from: number): number {
@@ -201,6 +244,18 @@ function phoenixFrame(
     const eventStart = topicEnd + 3;
     const eventEnd = data.indexOf(QUOTE, eventStart);
     const name = data.toString('latin1', eventStart, eventEnd);
+    if (name === 'output') {
+      // {"task_id":…,"index":N,"data":"…","attempt":A}: the bench's chunks have no escapes.
+      const i = data.indexOf(INDEX_KEY, eventEnd);
+      const d = data.indexOf(DATA_KEY, eventEnd);
+      const dataStart = d + DATA_KEY.length;
+      rec.output(
+        subs.get(taskId),
+        i === -1 ? -1 : readInt(data, i + INDEX_KEY.length),
+        d === -1 ? '' : data.toString('utf8', dataStart, data.indexOf(QUOTE, dataStart)),
+      );
+      return;
+    }
     const s = data.indexOf(SEQ_KEY, eventEnd);
     const a = data.indexOf(AT_KEY, eventEnd);
     rec.event(
@@ -260,6 +315,16 @@ export class PhoenixConn implements Conn {
     this.#stats = stats;
   }
 
+  get target(): ConnTarget {
+    return this.#t;
+  }
+
+  cut(): Promise<void> {
+    this.#closing = true;
+    this.#ws?.terminate();
+    return this.#closed ?? Promise.resolve();
+  }
+
   open(): Promise<void> {
     const url = `${this.#t.url}/socket/websocket?token=${encodeURIComponent(this.#t.token)}&vsn=2.0.0`;
     return new Promise((resolve, reject) => {
@@ -304,7 +369,8 @@ export class PhoenixConn implements Conn {
     return new Promise((resolve) => {
       sub.onJoin = resolve;
       sub.joinSentAt = Date.now();
-      this.#send(`["${ref}","${ref}","task:${sub.taskId}","phx_join",{}]`);
+      const params = sub.outputFrom === undefined ? '{}' : `{"output_from":${sub.outputFrom}}`;
+      this.#send(`["${ref}","${ref}","task:${sub.taskId}","phx_join",${params}]`);
     });
   }
 
@@ -348,6 +414,14 @@ export class SocketIoConn implements Conn {
     this.#t = target;
     this.#rec = rec;
     this.#stats = stats;
+  }
+
+  get target(): ConnTarget {
+    return this.#t;
+  }
+
+  cut(): Promise<void> {
+    return this.close();
   }
 
   open(): Promise<void> {
@@ -470,6 +544,16 @@ export class LeanPhoenixConn implements Conn {
     this.#stats = stats;
   }
 
+  get target(): ConnTarget {
+    return this.#t;
+  }
+
+  cut(): Promise<void> {
+    this.#closing = true;
+    this.#socket?.destroy();
+    return this.#closed ?? Promise.resolve();
+  }
+
   open(): Promise<void> {
     const url = new URL(this.#t.url);
     const path = `/socket/websocket?token=${encodeURIComponent(this.#t.token)}&vsn=2.0.0`;
@@ -577,7 +661,8 @@ export class LeanPhoenixConn implements Conn {
     return new Promise((resolve) => {
       sub.onJoin = resolve;
       sub.joinSentAt = Date.now();
-      this.#send(`["${ref}","${ref}","task:${sub.taskId}","phx_join",{}]`);
+      const params = sub.outputFrom === undefined ? '{}' : `{"output_from":${sub.outputFrom}}`;
+      this.#send(`["${ref}","${ref}","task:${sub.taskId}","phx_join",${params}]`);
     });
   }
 

@@ -11,6 +11,8 @@ export interface SocketPlan {
   token: number;
   /** Task ids to join on this socket. */
   tasks: string[];
+  /** Streams: join with `output_from` (this index), and check every output chunk. */
+  outputFrom?: number;
 }
 
 export interface ConnectJob {
@@ -72,6 +74,29 @@ export interface CollectResult {
   loopDelayP99Ms: number;
   loopDelayMaxMs: number;
   stats: ConnStats;
+  /** Streams: output chunks received, missing, duplicated, whose text names another index. */
+  outputChunks: number;
+  outputMissing: number;
+  outputDups: number;
+  outputBad: number;
+}
+
+export interface CutResult {
+  cut: number;
+  rejoins: number;
+  rejoinFailures: number;
+  /** From the first cut to the last rejoin answered. */
+  wallMs: number;
+}
+
+export interface VerifyResult {
+  checked: number;
+  /** Tasks whose assembled text differs from the stored output (GET …/output?format=json). */
+  mismatched: number;
+  /** Chunks the client assembled / the server stored, over every task. */
+  clientChunks: number;
+  storedChunks: number;
+  sample: string;
 }
 
 export interface ThroughputJob {
@@ -189,7 +214,11 @@ async function connect(job: ConnectJob): Promise<ConnectResult> {
     connectMs.push(performance.now() - start);
     opened += 1;
     conns.push(conn);
-    const mine = plan.tasks.map((id) => new Sub(id));
+    const mine = plan.tasks.map((id) => {
+      const sub = new Sub(id);
+      sub.outputFrom = plan.outputFrom;
+      return sub;
+    });
     subs.push(...mine);
     const oks = await Promise.all(mine.map((sub) => conn.join(sub)));
     mine.forEach((sub, k) => {
@@ -247,7 +276,15 @@ async function collect(job: { timeoutMs: number }): Promise<CollectResult> {
   let subsWithGaps = 0;
   let subsWithDups = 0;
   let subsComplete = 0;
+  let outputChunks = 0;
+  let outputMissing = 0;
+  let outputDups = 0;
+  let outputBad = 0;
   for (const s of live) {
+    outputChunks += s.outputChunks;
+    outputMissing += s.outputMissing;
+    outputDups += s.outputDups;
+    outputBad += s.outputBad;
     missing += s.missing;
     dups += s.dups;
     if (s.gaps > 0) subsWithGaps += 1;
@@ -280,6 +317,10 @@ async function collect(job: { timeoutMs: number }): Promise<CollectResult> {
     loopDelayP99Ms: delay.percentile(99) / 1e6,
     loopDelayMaxMs: delay.max / 1e6,
     stats: { ...stats },
+    outputChunks,
+    outputMissing,
+    outputDups,
+    outputBad,
   };
   delay.disable();
   const used = process.cpuUsage(u0);
@@ -287,6 +328,67 @@ async function collect(job: { timeoutMs: number }): Promise<CollectResult> {
   result.cpuSysMs = used.system / 1000;
   rec.reset(rec.latency !== null);
   return result;
+}
+
+/**
+ * Cuts every connection at once (no close handshake, as a lost network), then opens each again and
+ * rejoins its unfinished subscriptions, asking for output from the next chunk it lacks.
+ */
+async function cutAll(job: { concurrency: number }): Promise<CutResult> {
+  const t0 = performance.now();
+  const old = conns;
+  conns = [];
+  await Promise.all(old.map((c) => c.cut()));
+  let rejoins = 0;
+  let rejoinFailures = 0;
+  await pool(old.length, Math.max(1, job.concurrency), async (i) => {
+    const prev = old[i];
+    const todo = [...prev.subs.values()].filter((sub) => !sub.done && !sub.failed);
+    const conn = makeConn(prev.target, rec, stats);
+    try {
+      await conn.open();
+    } catch {
+      rejoinFailures += todo.length;
+      return;
+    }
+    conns.push(conn);
+    const oks = await Promise.all(
+      todo.map((sub) => {
+        if (sub.outputFrom !== undefined) sub.outputFrom = sub.outputNext;
+        return conn.join(sub);
+      }),
+    );
+    for (const ok of oks) {
+      rejoins += 1;
+      if (!ok) rejoinFailures += 1;
+    }
+  });
+  return { cut: old.length, rejoins, rejoinFailures, wallMs: performance.now() - t0 };
+}
+
+/** Compares each stream's assembled text with the output the server stored. */
+async function verify(job: { httpUrl: string; token: string }): Promise<VerifyResult> {
+  const http = new HttpClient(job.httpUrl, { token: job.token, maxSockets: 8 });
+  const streams = subs.filter((sub) => sub.outputFrom !== undefined);
+  let mismatched = 0;
+  let clientChunks = 0;
+  let storedChunks = 0;
+  let sample = '';
+  await pool(streams.length, 8, async (i) => {
+    const sub = streams[i];
+    const res = await http.request('GET', `/api/tasks/${sub.taskId}/output?format=json`);
+    const chunks: Array<{ data: unknown }> = res.body?.output ?? [];
+    const stored = chunks.map((c) => String(c.data)).join('');
+    clientChunks += sub.outputNext;
+    storedChunks += chunks.length;
+    if (stored !== sub.text) {
+      mismatched += 1;
+      if (!sample)
+        sample = `${sub.taskId}: client ${sub.text.length} chars (next ${sub.outputNext}), stored ${stored.length} chars (${chunks.length} chunks, status ${res.status})`;
+    }
+  });
+  http.close();
+  return { checked: streams.length, mismatched, clientChunks, storedChunks, sample };
 }
 
 async function hold(job: { ms: number }): Promise<{ stats: ConnStats; wallMs: number; cpuMs: number }> {
@@ -438,6 +540,8 @@ type Command =
   | { cmd: 'collect'; timeoutMs: number }
   | { cmd: 'hold'; ms: number }
   | { cmd: 'close' }
+  | { cmd: 'cut'; concurrency: number }
+  | { cmd: 'verify'; httpUrl: string; token: string }
   | { cmd: 'ping' };
 
 async function handle(msg: Command): Promise<unknown> {
@@ -450,6 +554,10 @@ async function handle(msg: Command): Promise<unknown> {
       return hold(msg);
     case 'close':
       return closeAll();
+    case 'cut':
+      return cutAll(msg);
+    case 'verify':
+      return verify(msg);
     case 'throughput':
       return throughput(msg);
     case 'ping':

@@ -52,6 +52,12 @@ if (process.send) {
       // No file descriptor needed (process.memoryUsage() opens /proc/self, which fails once a
       // server has used every file it may open); the benchmark reads RSS from /proc itself.
       const heap = getHeapStatistics();
+      let arrayBuffers: number | undefined;
+      try {
+        arrayBuffers = process.memoryUsage().arrayBuffers;
+      } catch {
+        // out of file descriptors: the figure is left out
+      }
       const now = performance.eventLoopUtilization();
       const elu = performance.eventLoopUtilization(now, mark).utilization;
       mark = now;
@@ -69,6 +75,7 @@ if (process.send) {
         heapUsed: heap.used_heap_size,
         heapTotal: heap.total_heap_size,
         external: heap.external_memory,
+        arrayBuffers,
         /** V8's own malloc'd memory (compiler zones and the like) and committed heap pages. */
         malloced: heap.malloced_memory,
         physical: heap.total_physical_size,

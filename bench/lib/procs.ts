@@ -185,6 +185,16 @@ export function rssBytes(pid: number): number {
   return m ? Number(m[1]) * 1024 : Number.NaN;
 }
 
+/** The parts of its resident set: anonymous (RssAnon) and file-backed (RssFile) pages, in bytes. */
+export function rssParts(pid: number): { rssAnon: number; rssFile: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (name: string) => {
+    const m = new RegExp(`^${name}:\\s+(\\d+)\\s+kB`, 'm').exec(status);
+    return m ? Number(m[1]) * 1024 : Number.NaN;
+  };
+  return { rssAnon: kb('RssAnon'), rssFile: kb('RssFile') };
+}
+
 /** CPU time a process has used so far, in ms: user and system (kernel, i.e. syscalls). */
 export function cpuSplitMs(pid: number): { user: number; sys: number } {
   try {
@@ -196,6 +206,57 @@ export function cpuSplitMs(pid: number): { user: number; sys: number } {
   } catch {
     return { user: 0, sys: 0 };
   }
+}
+
+/** The pids of a process's descendants (children, their children...), from /proc/<pid>/stat. */
+export function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(entry));
+      children.set(ppid, list);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    for (const c of children.get(p) ?? []) {
+      out.push(c);
+      walk(c);
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+/** CPU split of a process and every descendant (a `--processes N` server: primary + workers), in ms. */
+export function treeCpuSplitMs(pids: number[]): { user: number; sys: number } {
+  let user = 0;
+  let sys = 0;
+  for (const pid of pids) {
+    const c = cpuSplitMs(pid);
+    user += c.user;
+    sys += c.sys;
+  }
+  return { user, sys };
+}
+
+/** Resident set size of a process and its descendants, in bytes. */
+export function treeRssBytes(pid: number): number {
+  let total = rssBytes(pid);
+  for (const c of descendants(pid)) {
+    try {
+      total += rssBytes(c);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
 }
 
 /** CPU time (user + system) a process has used so far, in ms. */
@@ -244,6 +305,9 @@ export async function machineBusyPct(ms = 1000): Promise<number> {
  */
 export class CpuMeter {
   readonly #pid: number;
+  /** The pid and its descendants at start() (a `--processes N` server's workers count too). */
+  #pids: number[] = [];
+  #perPid0 = new Map<number, number>();
   readonly #comms: string[];
   #t0 = 0;
   #c0 = { user: 0, sys: 0 };
@@ -257,7 +321,9 @@ export class CpuMeter {
 
   start(): void {
     this.#t0 = performance.now();
-    this.#c0 = cpuSplitMs(this.#pid);
+    this.#pids = [this.#pid, ...descendants(this.#pid)];
+    this.#c0 = treeCpuSplitMs(this.#pids);
+    this.#perPid0 = new Map(this.#pids.map((pid) => [pid, cpuMs(pid)]));
     this.#h0 = this.#comms.map(cpuByPid);
     this.#m0 = machineTicks();
   }
@@ -272,9 +338,11 @@ export class CpuMeter {
     machinePct: number;
     /** Of which interrupt handling (mostly loopback TCP processed in softirq), % of one core. */
     irqPct: number;
+    /** cpuPct per process of the tree (the pid first, then its descendants), % of one core. */
+    perProcessPct: number[];
   } {
     const wallMs = performance.now() - this.#t0;
-    const c1 = cpuSplitMs(this.#pid);
+    const c1 = treeCpuSplitMs(this.#pids);
     const m1 = machineTicks();
     const sysPct = ((c1.sys - this.#c0.sys) / wallMs) * 100;
     const cpuPct = ((c1.user + c1.sys - this.#c0.user - this.#c0.sys) / wallMs) * 100;
@@ -288,7 +356,10 @@ export class CpuMeter {
     const span = Math.max(1, m1.total - this.#m0.total);
     const machinePct = ((m1.busy - this.#m0.busy) / span) * 100 * cores;
     const irqPct = ((m1.softirq - this.#m0.softirq) / span) * 100 * cores;
-    return { wallMs, cpuPct, sysPct, helpers, machinePct, irqPct };
+    const perProcessPct = this.#pids.map(
+      (pid) => ((cpuMs(pid) - (this.#perPid0.get(pid) ?? 0)) / wallMs) * 100,
+    );
+    return { wallMs, cpuPct, sysPct, helpers, machinePct, irqPct, perProcessPct };
   }
 }
 

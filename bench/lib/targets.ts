@@ -3,6 +3,7 @@
 // BullMQ peer (on the machine's Redis). Both get the probe preloaded (memory after GC over IPC).
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { createConnection } from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
@@ -10,7 +11,7 @@ import type { Mode } from '../generator/conns.ts';
 import { BENCH_SECRET, mintToken } from './auth.ts';
 import { HttpClient } from './http.ts';
 import { type BenchDatabase, createDatabase } from './pg.ts';
-import { type Child, nofileHardLimit, rssBytes, spawnNode, waitFor } from './procs.ts';
+import { type Child, nofileHardLimit, rssParts, spawnNode, treeRssBytes, waitFor } from './procs.ts';
 
 export type TargetName = 'taskwire' | 'peer';
 
@@ -23,6 +24,13 @@ export const RESULTS_DIR = process.env.BENCH_RESULTS_DIR
 const PROBE = path.join(BENCH_DIR, 'lib/probe.ts');
 /** The taskwire checkout to run (experiments: BENCH_TASKWIRE_ROOT=/path/to/a/worktree). */
 const TASKWIRE_ROOT = process.env.BENCH_TASKWIRE_ROOT ? path.resolve(process.env.BENCH_TASKWIRE_ROOT) : ROOT;
+/**
+ * The script started in that checkout (BENCH_TASKWIRE_ENTRY, relative to it): `bin/taskwire.js`, which
+ * runs a checkout's TypeScript sources, or e.g. `dist/cli/main.js`, the build.
+ */
+const TASKWIRE_ENTRY = () => process.env.BENCH_TASKWIRE_ENTRY || 'bin/taskwire.js';
+/** Extra node flags for the server under test (BENCH_SERVER_NODE_ARGS, space-separated). */
+const SERVER_NODE_ARGS = () => (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
 /** The bench task module of the checkout under test (so it imports that checkout's defineTask). */
 function benchTasks(root: string): string {
   return existsSync(path.join(root, 'bench/lib/bench-tasks.ts'))
@@ -36,9 +44,16 @@ export const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
 export interface Probe {
   /** VmRSS of /proc/<pid>/status, read by the benchmark. */
   rss: number;
+  /** Its parts: anonymous memory (heaps, stacks) and file-backed pages (the node binary, libraries). */
+  rssAnon: number;
+  rssFile: number;
   heapUsed: number;
   heapTotal: number;
   external: number;
+  /** ArrayBuffers and Buffers (part of external), when the server could say. */
+  arrayBuffers?: number;
+  /** V8's own malloc'd memory (compiler zones and the like). */
+  malloced?: number;
   /** Event-loop utilisation since the previous probe (0..1). */
   elu: number;
   /** GC pauses since the previous probe (a full GC the probe itself ran counts too). */
@@ -66,6 +81,8 @@ export interface DbWrites {
   commits: number;
   taskwire: number;
   queue: number;
+  /** Rows inserted into taskwire.task_output (streamed output segments). */
+  outputRows: number;
 }
 
 export interface RunningTarget {
@@ -94,6 +111,12 @@ export interface RunningTarget {
   profileStop(label: string): Promise<string>;
   /** Stops the server (SIGTERM) and cleans up; returns the whole-process --cpu-prof profile, if any. */
   stop(): Promise<string | undefined>;
+  /**
+   * Some counters of /metrics, per server process: the port is shared by `--processes N` workers,
+   * so it asks on fresh connections until it has heard from each (told apart by their start
+   * time) or gives up after `tries`. Sums of every line of each named metric.
+   */
+  metricsPerProcess(names: string[], tries?: number): Promise<Array<Record<string, number>>>;
 }
 
 export interface StartOptions {
@@ -107,6 +130,10 @@ export interface StartOptions {
   runId: string;
   /** The taskwire checkout to run (default BENCH_TASKWIRE_ROOT, else this one): `--variant`. */
   root?: string;
+  /** A database another target made (several nodes on one database); not dropped by this one. */
+  database?: BenchDatabase;
+  /** Distinguishes this node's log file and node id when several run (e.g. `a`, `b`). */
+  label?: string;
 }
 
 function cleanEnv(): Record<string, string | undefined> {
@@ -145,15 +172,20 @@ function metric(text: string, name: string): number | undefined {
 }
 
 function nodeArgs(profile: boolean, profileDir: string): string[] {
-  const args = ['--expose-gc', '--import', PROBE];
+  const args = [...SERVER_NODE_ARGS(), '--expose-gc', '--import', PROBE];
   if (profile) args.push('--cpu-prof', '--cpu-prof-dir', profileDir);
   return args;
 }
 
 /** Memory after a full GC (when `gc`), with the RSS read from /proc. */
 async function probeOf(child: Child, gc: boolean): Promise<Probe> {
-  const inside = await child.request<Omit<Probe, 'rss'>>({ cmd: 'probe', gc }, 60_000);
-  return { ...inside, rss: rssBytes(child.pid) };
+  const inside = await child.request<Omit<Probe, 'rss' | 'rssAnon' | 'rssFile'>>(
+    { cmd: 'probe', gc },
+    60_000,
+  );
+  // With `--processes N` the workers are the primary's children: their memory counts too (the
+  // anonymous / file-backed split is the first process's).
+  return { ...inside, rss: treeRssBytes(child.pid), ...rssParts(child.pid) };
 }
 
 function profiler(child: Child, dir: string, runId: string, name: TargetName) {
@@ -193,12 +225,45 @@ async function ready(child: Child, url: string, what: string): Promise<void> {
   }
 }
 
+/** Scrapes /metrics on fresh connections (no keep-alive: each may land on another worker). */
+async function metricsPerProcess(
+  httpUrl: string,
+  names: string[],
+  tries = 16,
+): Promise<Array<Record<string, number>>> {
+  const seen = new Map<string, Record<string, number>>();
+  const u = new URL(httpUrl);
+  for (let i = 0; i < tries; i++) {
+    const text = await new Promise<string>((resolve, reject) => {
+      const req = httpGet({ host: u.hostname, port: u.port, path: '/metrics', agent: false }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve(body));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+    });
+    const key = String(metric(text, 'taskwire_process_start_time_seconds') ?? i);
+    if (seen.has(key)) continue;
+    const row: Record<string, number> = {};
+    for (const name of names) row[name] = metric(text, name) ?? 0;
+    seen.set(key, row);
+  }
+  return [...seen.values()];
+}
+
 export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> {
-  const db: BenchDatabase = await createDatabase();
+  const ownDb = !opts.database;
+  const db: BenchDatabase = opts.database ?? (await createDatabase());
   mkdirSync(path.join(RESULTS_DIR, 'logs'), { recursive: true });
   const profileDir = path.join(RESULTS_DIR, 'profiles');
   mkdirSync(profileDir, { recursive: true });
-  const logFile = path.join(RESULTS_DIR, 'logs', `${opts.runId}-taskwire.log`);
+  const logFile = path.join(
+    RESULTS_DIR,
+    'logs',
+    `${opts.runId}-taskwire${opts.label ? `-${opts.label}` : ''}.log`,
+  );
   const startedAt = Date.now();
   const root = opts.root ? path.resolve(opts.root) : TASKWIRE_ROOT;
   const env = {
@@ -209,7 +274,7 @@ export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> 
     HOST: '127.0.0.1',
     LOG_LEVEL: 'warn',
     TASKWIRE_LOG_PRETTY: 'false',
-    TASKWIRE_NODE_ID: `bench-${opts.runId}`,
+    TASKWIRE_NODE_ID: `bench-${opts.runId}${opts.label ? `-${opts.label}` : ''}`,
     TASKWIRE_TASKS: benchTasks(root),
     TASKWIRE_MAX_SOCKETS_PER_USER: '1000000',
     TASKWIRE_MAX_CREATES_PER_MINUTE: '100000000',
@@ -221,7 +286,7 @@ export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> 
   let child: Child;
   let httpUrl: string;
   try {
-    child = spawnNode(path.join(root, 'bin/taskwire.js'), ['start'], {
+    child = spawnNode(path.join(root, TASKWIRE_ENTRY()), ['start'], {
       env,
       nodeArgs: nodeArgs(Boolean(opts.cpuProf), profileDir),
       nofile: opts.nofile ?? nofileHardLimit(),
@@ -231,7 +296,7 @@ export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> 
     httpUrl = await listeningUrl(child, /taskwire is listening on (http:\/\/\S+)/);
     await ready(child, httpUrl, 'taskwire');
   } catch (err) {
-    await db.drop().catch(() => {});
+    if (ownDb) await db.drop().catch(() => {});
     throw err;
   }
   const port = Number(new URL(httpUrl).port);
@@ -280,12 +345,17 @@ export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> 
            from pg_stat_user_tables group by schemaname`,
       );
       const by = (schema: string) => Number(tables.rows.find((r) => r.schemaname === schema)?.writes ?? 0);
+      const output = await statsPool.query(
+        "select coalesce(sum(n_tup_ins), 0)::bigint as n from pg_stat_user_tables where schemaname = 'taskwire' and relname = 'task_output'",
+      );
       return {
         commits: Number(commits.rows[0].xact_commit),
         taskwire: by('taskwire'),
         queue: by('graphile_worker'),
+        outputRows: Number(output.rows[0].n),
       };
     },
+    metricsPerProcess: (names, tries) => metricsPerProcess(httpUrl, names, tries),
     async pickupMs() {
       const { rows } = await statsPool.query<{ p50: number; p99: number; max: number }>(
         `select percentile_cont(0.5) within group (order by ms) as p50,
@@ -300,7 +370,7 @@ export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> 
       await statsPool.end().catch(() => {});
       const code = await child.stop(15_000);
       if (code !== 0) opts.log(`taskwire exited with ${code}`);
-      await db.drop().catch((err: unknown) => opts.log(`could not drop ${db.name}: ${err}`));
+      if (ownDb) await db.drop().catch((err: unknown) => opts.log(`could not drop ${db.name}: ${err}`));
       return opts.cpuProf ? newestProfile(profileDir, startedAt) : undefined;
     },
   };
@@ -374,6 +444,7 @@ export async function startPeer(opts: StartOptions): Promise<RunningTarget> {
       return { sockets: res.body?.sockets ?? 0, active: counts.active, completed: counts.completed };
     },
     dbWrites: async () => undefined,
+    metricsPerProcess: async () => [],
     pickupMs: async () => undefined,
     async stop() {
       http.close();

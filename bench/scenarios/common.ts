@@ -167,6 +167,10 @@ export function cpuWindow(target: RunningTarget) {
         [`${target.storeComm === 'postgres' ? 'postgres' : 'redis'}_cpu_pct`]: r.helpers[target.storeComm],
         generator_cpu_pct: (genCpuMs / r.wallMs) * 100,
         irq_cpu_pct: r.irqPct,
+        // `--processes N`: the primary, then each worker.
+        ...(r.perProcessPct.length > 1
+          ? { server_cpu_pct_by_process: r.perProcessPct.map((p) => p.toFixed(0)).join(' / ') }
+          : {}),
         // What the rest of the machine used meanwhile (other processes, kernel threads): a
         // large figure means the run was disturbed.
         others_cpu_pct: Math.max(
@@ -203,3 +207,34 @@ export function topErrors(errors: Record<string, number>, n = 3): string {
 
 export const MB = 1024 * 1024;
 export const KB = 1024;
+
+/**
+ * The bus counters of ONE of the server's processes (the port is shared, so whichever worker
+ * answers; `--processes N` workers cannot be told apart from outside: their start times are
+ * whole seconds). With two workers, one's events sent plus received is every event that crossed
+ * the bus (what one sends the other receives). Read before the run (a fresh server: 0) and after.
+ */
+export async function busCounters(target: RunningTarget): Promise<{ published: number; received: number }> {
+  const [row] = await target.metricsPerProcess(
+    ['taskwire_bus_events_published_total', 'taskwire_bus_events_received_total'],
+    1,
+  );
+  return {
+    published: row?.taskwire_bus_events_published_total ?? 0,
+    received: row?.taskwire_bus_events_received_total ?? 0,
+  };
+}
+
+/** The figures of two busCounters() readings. */
+export function busFigures(
+  before: Awaited<ReturnType<typeof busCounters>>,
+  after: Awaited<ReturnType<typeof busCounters>>,
+): Figures {
+  const published = after.published - before.published;
+  const received = after.received - before.received;
+  return {
+    bus_events_sent_by_one_process: published,
+    bus_events_received_by_one_process: received,
+    bus_events_if_two_processes: published + received,
+  };
+}

@@ -10,6 +10,8 @@ import type { Child } from '../lib/procs.ts';
 import { sleep } from '../lib/procs.ts';
 import { concat, summarize } from '../lib/stats.ts';
 import {
+  busCounters,
+  busFigures,
   cpuWindow,
   defineScenario,
   mergeCounts,
@@ -86,6 +88,7 @@ export const throughput = defineScenario({
         await target.probe(false); // starts the event-loop utilisation window
         const cpu = cpuWindow(target);
         const before = f.dbStats ? await target.dbWrites() : undefined;
+        const bus0 = await busCounters(target);
         const results = await profiled(target, ctx, 'throughput', () =>
           Promise.all(
             children.map((g, i) =>
@@ -111,6 +114,7 @@ export const throughput = defineScenario({
         );
         const window = cpu.stop(sum(results.map((r) => r.cpuMs)));
         const probe = await target.probe(false);
+        const bus1 = await busCounters(target);
         const pickup = await target.pickupMs();
         if (before) await sleep(11_000); // PostgreSQL backends flush their statistics at most every 10 s when idle
         const after = before ? await target.dbWrites() : undefined;
@@ -147,6 +151,7 @@ export const throughput = defineScenario({
               : {}),
             failures,
             ...window,
+            ...busFigures(bus0, bus1),
             server_elu: probe.elu,
             server_rss_mb: probe.rss / 1024 / 1024,
             ...(before && after

@@ -6,21 +6,13 @@ import path from 'node:path';
 import { SECRET_FILE, Tokens } from '../auth/index.ts';
 import { TaskwireApiError, TaskwireConnectionError, TaskwireError } from '../client/index.ts';
 import { loadConfig } from '../config/index.ts';
+import { EXIT } from './exit.ts';
 
 export const DEFAULT_URL = 'http://127.0.0.1:4000';
 /** The user `npm start` prints a token for. */
 export const DEV_USER = 'dev';
 
-export const EXIT = {
-  ok: 0,
-  /** A watched task failed or was cancelled, or the server refused the request (422, 409, 429, 5xx). */
-  failed: 1,
-  unreachable: 2,
-  unauthorized: 3,
-  notFound: 4,
-  usage: 64,
-  interrupted: 130,
-} as const;
+export { EXIT } from './exit.ts';
 
 /** An error with the exit code and the one line to print. */
 export class CliError extends Error {

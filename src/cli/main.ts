@@ -4,8 +4,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { loadOrCreateSecret, Tokens } from '../auth/index.ts';
 import { ConfigError, loadConfig } from '../config/index.ts';
 import type { TaskwireServer } from '../server/index.ts';
-import { addClientCommands } from './commands.ts';
-import { EXIT } from './connect.ts';
+import { EXIT } from './exit.ts';
 
 function int(value: string): number {
   const n = Number(value);
@@ -181,7 +180,13 @@ program
     );
   });
 
-addClientCommands(program);
+// The client commands (and the client SDK they use) are not loaded to start the server: a server
+// process keeps every module it loaded for good. `taskwire start --help` lists start's options
+// only either way; any other first argument (`--help` too) gets every command.
+if (process.argv[2] !== 'start') {
+  const { addClientCommands } = await import('./commands.ts');
+  addClientCommands(program);
+}
 
 program.parseAsync().catch((err: unknown) => {
   if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : EXIT.usage);

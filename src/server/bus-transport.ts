@@ -1,11 +1,17 @@
 // Builds the bus transport the configuration names (TASKWIRE_BUS): postgres, nats or redis, on the
 // namespace of this database (processes on one database find each other; others never hear them).
+// The transports load here, on first use: a lone node (the memory bus) never loads them, nor
+// their clients (ioredis, @nats-io/transport-node: a few MB of resident memory).
 import type { Logger } from 'pino';
 import type { BusTransport } from '../bus/index.ts';
-import { createTransport, defaultNamespace } from '../bus/transports/index.ts';
 import type { Config } from '../config/index.ts';
 
-export function createBusTransport(config: Config, databaseUrl: string, log: Logger): BusTransport {
+export async function createBusTransport(
+  config: Config,
+  databaseUrl: string,
+  log: Logger,
+): Promise<BusTransport> {
+  const { createTransport, defaultNamespace } = await import('../bus/transports/index.ts');
   return createTransport({
     kind: config.bus,
     namespace: config.busNamespace ?? defaultNamespace(databaseUrl),

@@ -33,6 +33,24 @@ function memoryReducingGc(): Collect | undefined {
   }
 }
 
+/**
+ * One memory-reducing GC once the process has started (the first server of a process only): loading
+ * the modules and building the app leave garbage and a young generation grown to its largest
+ * (together ~40 MB of a ~150 MB fresh server), which an idle server would otherwise keep. Returns
+ * the pause in ms, or undefined when it did not run.
+ */
+export function releaseStartupMemory(): number | undefined {
+  if (startupReleased) return undefined;
+  startupReleased = true;
+  const gc = memoryReducingGc();
+  if (!gc) return undefined;
+  const started = performance.now();
+  gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+  return performance.now() - started;
+}
+
+let startupReleased = false;
+
 /** The least time between two memory-reducing GCs (one pauses the loop for 0.1 to 0.4 s here). */
 const MIN_GAP_MS = 30_000;
 /** The most: after GCs that freed little the gap doubles up to this. */

@@ -43,7 +43,7 @@ import {
   TaskTypes,
 } from '../tasks/index.ts';
 import { createBusTransport } from './bus-transport.ts';
-import { startHeapRelease } from './heap-release.ts';
+import { releaseStartupMemory, startHeapRelease } from './heap-release.ts';
 import { createLogger } from './logger.ts';
 import { loadTaskModules } from './task-modules.ts';
 
@@ -148,7 +148,7 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
     // The bus: a lone node (memory) has none; otherwise the cluster protocol over a transport.
     const transport =
       opts.busTransport ??
-      (config.bus === 'memory' ? undefined : createBusTransport(config, databaseUrl, log));
+      (config.bus === 'memory' ? undefined : await createBusTransport(config, databaseUrl, log));
     const cluster = transport
       ? new Cluster({ nodeId, transport, log: log.child({ part: 'bus' }), beatMs: config.busHeartbeatMs })
       : undefined;
@@ -366,6 +366,13 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
     await scheduler.start();
     cleanups.push(() => scheduler.stop());
 
+    if (config.heapReleaseBytes > 0) {
+      // Every route and plugin in place first, so that building them is garbage by then; before
+      // the port opens, so that no request waits for the pause.
+      await app.ready();
+      const pauseMs = releaseStartupMemory();
+      if (pauseMs !== undefined) log.debug({ gc_ms: Math.round(pauseMs) }, 'startup memory released');
+    }
     try {
       await app.listen({ port: config.port, host: config.host });
     } catch (err) {

@@ -32,10 +32,41 @@ const SIZES: Record<string, string[]> = {
   actors: ['--tasks', '10', '--live', '1500', '--linger', '200', '--warmup', '3'],
   // Three transports, one windowed run each (the fixed-rate run is the same code with a timer).
   bus: ['--duration', '300', '--warmup', '100', '--rate', '0', '--window', '500', '--pair-retries', '0'],
+  // Two taskwire processes: the jobs on one, the subscribers on the other (one bus: a few seconds).
+  'fanout --nodes 2': [
+    '--bus',
+    'postgres',
+    '--tasks',
+    '2',
+    '--subs',
+    '3',
+    '--steps',
+    '5',
+    '--interval',
+    '10',
+    '--gate',
+    '1500',
+    '--no-db-stats',
+  ],
+  // Streamed output, every socket cut mid-stream and resumed from last + 1.
+  streams: [
+    '--tasks',
+    '3',
+    '--tokens',
+    '60',
+    '--interval',
+    '10',
+    '--cut-at',
+    '300',
+    '--gate',
+    '800',
+    '--no-db-stats',
+  ],
+  idle: ['--sockets', '20', '--tasks', '2', '--settle', '200'],
 };
 
-/** Scenarios that compare something other than taskwire with the peer. */
-const NO_PEER = new Set(['bus']);
+/** Cases that compare something other than taskwire with the peer, or measure taskwire alone. */
+const NO_PEER = new Set(['bus', 'fanout --nodes 2', 'streams', 'idle']);
 
 /** Figures each scenario must report, with a check of their value. */
 const EXPECT: Record<string, Record<string, (v: unknown) => boolean>> = {
@@ -63,6 +94,30 @@ const EXPECT: Record<string, Record<string, (v: unknown) => boolean>> = {
   actors: {
     live_heap_per_task_kb: (v) => typeof v === 'number',
     live_rss_per_task_kb: (v) => typeof v === 'number',
+  },
+  'fanout --nodes 2': {
+    postgres_delivered_per_s: (v) => typeof v === 'number' && v > 0,
+    postgres_seq_errors: (v) => v === 0,
+    postgres_events: (v) => v === 2 * 3 * 6,
+    postgres_bus_events_received_by_b: (v) => typeof v === 'number' && v >= 2 * 6,
+    postgres_node_a_cpu_pct: (v) => typeof v === 'number',
+  },
+  streams: {
+    chunks_received: (v) => typeof v === 'number' && v >= 3 * 60,
+    missing_chunks: (v) => v === 0,
+    duplicate_chunks: (v) => v === 0,
+    bad_chunks: (v) => v === 0,
+    text_mismatches: (v) => v === 0,
+    client_chunks_assembled: (v) => v === 3 * 60,
+    rejoins: (v) => v === 3,
+    output_statements_per_1000_chunks: (v) => typeof v === 'number' && v > 0,
+  },
+  idle: {
+    ready_rss_mb: (v) => typeof v === 'number' && v > 0,
+    joined_rss_mb: (v) => typeof v === 'number' && v > 0,
+    ready_heap_used_mb: (v) => typeof v === 'number' && v > 0,
+    joined: (v) => v === 20,
+    failures: (v) => v === 0,
   },
   bus: Object.fromEntries(
     ['postgres', 'nats', 'redis'].flatMap((k) => [
@@ -98,17 +153,20 @@ function runBench(args: string[]): Promise<{ code: number | null; stdout: string
   });
 }
 
-async function check(scenario: string, target: 'taskwire' | 'peer'): Promise<void> {
+async function check(name: string, target: 'taskwire' | 'peer'): Promise<void> {
+  // A case is a scenario, or a scenario and some of its flags (`fanout --nodes 2`).
+  const [scenario, ...caseFlags] = name.split(' ');
   // No waiting for a quiet machine and no re-runs: the other smoke runs are the "other work".
   const { code, stdout, stderr } = await runBench([
     scenario,
+    ...caseFlags,
     '--target',
     target,
     '--quiet-below',
     '0',
     '--retry-disturbed',
     '0',
-    ...SIZES[scenario],
+    ...SIZES[name],
   ]);
   const lines = stdout.trim().split('\n');
   const last = lines[lines.length - 1];
@@ -117,9 +175,12 @@ async function check(scenario: string, target: 'taskwire' | 'peer'): Promise<voi
   assert.equal(report.scenario, scenario);
   const figures = report.figures?.[target];
   assert.ok(figures, `no figures for ${target} in ${last}`);
-  for (const [name, ok] of Object.entries(EXPECT[scenario])) {
-    assert.ok(name in figures, `${scenario}/${target}: figure ${name} missing`);
-    assert.ok(ok(figures[name]), `${scenario}/${target}: figure ${name} = ${JSON.stringify(figures[name])}`);
+  for (const [figure, ok] of Object.entries(EXPECT[name])) {
+    assert.ok(figure in figures, `${name}/${target}: figure ${figure} missing`);
+    assert.ok(
+      ok(figures[figure]),
+      `${name}/${target}: figure ${figure} = ${JSON.stringify(figures[figure])}`,
+    );
   }
   assert.ok(stdout.includes(`== ${scenario}`), 'the human table is printed before the JSON line');
 }
