@@ -99,13 +99,31 @@ async function runVariants(
       await waitQuiet(flags.quietBelow as number, ctx.log);
       ctx.log(`variant ${v.name} (round ${round + 1}): ${v.root} ${JSON.stringify(v.env)}`);
       try {
-        const measured = await scenario.measure('taskwire', flags, {
-          ...ctx,
-          taskwireRoot: v.root,
-          serverEnv: { ...baseEnv, ...v.env },
-        });
-        runs.set(v.name, [...(runs.get(v.name) ?? []), measured.figures]);
-        report.notes.push(...measured.notes.map((n) => `${v.name} (round ${round + 1}): ${n}`));
+        // A run disturbed by other work is measured again (--retry-disturbed); the least
+        // disturbed one is kept.
+        let best: Awaited<ReturnType<typeof scenario.measure>> | undefined;
+        for (let attempt = 0; attempt <= (flags.retryDisturbed as number); attempt++) {
+          if (attempt > 0) await waitQuiet(flags.quietBelow as number, ctx.log);
+          const measured = await scenario.measure('taskwire', flags, {
+            ...ctx,
+            taskwireRoot: v.root,
+            serverEnv: { ...baseEnv, ...v.env },
+          });
+          const others = Number(measured.figures.others_cpu_pct ?? 0);
+          if (!best || others < Number(best.figures.others_cpu_pct ?? 0)) best = measured;
+          if (others <= DISTURBED_PCT) break;
+          ctx.log(
+            `${v.name}: other work used ${others.toFixed(0)}% of a core during the window; measuring again`,
+          );
+        }
+        if (!best) continue;
+        const others = Number(best.figures.others_cpu_pct ?? 0);
+        if (others > DISTURBED_PCT)
+          best.notes.push(
+            `DISTURBED: other processes used ${others.toFixed(0)}% of a core during the window`,
+          );
+        runs.set(v.name, [...(runs.get(v.name) ?? []), best.figures]);
+        report.notes.push(...best.notes.map((n) => `${v.name} (round ${round + 1}): ${n}`));
       } catch (err) {
         failed = true;
         report.notes.push(`${v.name} run failed: ${err instanceof Error ? err.message.split('\n')[0] : err}`);

@@ -2,6 +2,7 @@
 // never competes inside the server's event loop. It holds client connections (raw Phoenix V2
 // frames, or Socket.IO for the peer), submits tasks over HTTP, and reports what it saw plus its
 // own CPU (process.cpuUsage) so a reader can check it was not the bottleneck.
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { HttpClient } from '../lib/http.ts';
 import { type Conn, type ConnStats, type Mode, makeConn, Recorder, Sub } from './conns.ts';
 
@@ -28,6 +29,8 @@ export interface ConnectJob {
   indexOffset: number;
   heartbeatMs: number;
   sampleLatency: boolean;
+  /** phoenix mode: the lean client (see LeanPhoenixConn) instead of `ws`. */
+  lean?: boolean;
 }
 
 export interface ConnectResult {
@@ -56,9 +59,20 @@ export interface CollectResult {
   lastRecv: number;
   firstAt: number;
   latency: Float64Array;
+  /** Per seq: worst latency, summed latency and count (the Recorder's). */
+  seqMax: Float64Array;
+  seqSum: Float64Array;
+  seqCount: Float64Array;
   timedOut: boolean;
   wallMs: number;
   cpuMs: number;
+  /** Of cpuMs: user (JavaScript, ws parsing) and system (the kernel: reads, epoll). */
+  cpuUserMs: number;
+  cpuSysMs: number;
+  /** This process's event-loop delay over the collect window, ms (10 ms sampling timer). */
+  loopDelayP50Ms: number;
+  loopDelayP99Ms: number;
+  loopDelayMaxMs: number;
   stats: ConnStats;
   /** Streams: output chunks received, missing, duplicated, whose text names another index. */
   outputChunks: number;
@@ -190,6 +204,7 @@ async function connect(job: ConnectJob): Promise<ConnectResult> {
     const conn = makeConn(
       {
         mode: job.mode,
+        lean: job.lean,
         url: job.url,
         token: job.tokens[plan.token],
         localAddress: job.sourceIps > 1 ? `127.0.0.${1 + (g % job.sourceIps)}` : undefined,
@@ -241,6 +256,9 @@ async function connect(job: ConnectJob): Promise<ConnectResult> {
 async function collect(job: { timeoutMs: number }): Promise<CollectResult> {
   const t0 = performance.now();
   const c0 = cpuNow();
+  const u0 = process.cpuUsage();
+  const delay = monitorEventLoopDelay({ resolution: 10 });
+  delay.enable();
   const live = subs.filter((s) => s.joined && !s.failed);
   const pending = live.filter((s) => !s.done);
   let timedOut = false;
@@ -296,15 +314,27 @@ async function collect(job: { timeoutMs: number }): Promise<CollectResult> {
     lastRecv: rec.lastRecv,
     firstAt: rec.firstAt,
     latency: Float64Array.from(rec.latency ?? []),
+    seqMax: Float64Array.from(rec.seqMax),
+    seqSum: Float64Array.from(rec.seqSum),
+    seqCount: Float64Array.from(rec.seqCount),
     timedOut,
     wallMs: performance.now() - t0,
     cpuMs: cpuNow() - c0,
+    cpuUserMs: 0,
+    cpuSysMs: 0,
+    loopDelayP50Ms: delay.percentile(50) / 1e6,
+    loopDelayP99Ms: delay.percentile(99) / 1e6,
+    loopDelayMaxMs: delay.max / 1e6,
     stats: { ...stats },
     outputChunks,
     outputMissing,
     outputDups,
     outputBad,
   };
+  delay.disable();
+  const used = process.cpuUsage(u0);
+  result.cpuUserMs = used.user / 1000;
+  result.cpuSysMs = used.system / 1000;
   rec.reset(rec.latency !== null);
   return result;
 }
@@ -610,3 +640,5 @@ process.on('message', (raw) => {
   );
 });
 process.on('disconnect', () => process.exit(0));
+// A clean exit on SIGTERM too, so that a --cpu-prof profile (BENCH_GEN_CPU_PROF) gets written.
+process.on('SIGTERM', () => process.exit(0));

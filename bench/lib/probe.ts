@@ -4,7 +4,7 @@
 // the server if the benchmark goes away. It changes nothing else in the process.
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import { performance } from 'node:perf_hooks';
+import { constants, monitorEventLoopDelay, PerformanceObserver, performance } from 'node:perf_hooks';
 import { getHeapStatistics, writeHeapSnapshot } from 'node:v8';
 
 interface ProbeRequest {
@@ -22,6 +22,23 @@ if (process.send) {
   const send = process.send.bind(process);
   let mark = performance.eventLoopUtilization();
   let session: Session | undefined;
+  // GC pauses and event-loop delay since the previous probe (the measured window is between two
+  // probes). The observer only counts; the delay histogram samples every 10 ms.
+  const gcs = { count: 0, ms: 0, maxMs: 0, major: 0, majorMs: 0 };
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      gcs.count += 1;
+      gcs.ms += e.duration;
+      if (e.duration > gcs.maxMs) gcs.maxMs = e.duration;
+      const kind = (e as { detail?: { kind?: number } }).detail?.kind;
+      if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) {
+        gcs.major += 1;
+        gcs.majorMs += e.duration;
+      }
+    }
+  }).observe({ entryTypes: ['gc'] });
+  const delay = monitorEventLoopDelay({ resolution: 10 });
+  delay.enable();
 
   const handlers: Record<string, (msg: ProbeRequest) => Promise<unknown> | unknown> = {
     probe(msg) {
@@ -44,7 +61,17 @@ if (process.send) {
       const now = performance.eventLoopUtilization();
       const elu = performance.eventLoopUtilization(now, mark).utilization;
       mark = now;
+      const gc0 = { ...gcs };
+      Object.assign(gcs, { count: 0, ms: 0, maxMs: 0, major: 0, majorMs: 0 });
+      const loopDelay = {
+        p50: delay.percentile(50) / 1e6,
+        p99: delay.percentile(99) / 1e6,
+        max: delay.max / 1e6,
+      };
+      delay.reset();
       return {
+        gc: gc0,
+        loopDelay,
         heapUsed: heap.used_heap_size,
         heapTotal: heap.total_heap_size,
         external: heap.external_memory,

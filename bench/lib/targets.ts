@@ -79,6 +79,10 @@ export interface Probe {
   malloced?: number;
   /** Event-loop utilisation since the previous probe (0..1). */
   elu: number;
+  /** GC pauses since the previous probe (a full GC the probe itself ran counts too). */
+  gc?: { count: number; ms: number; maxMs: number; major: number; majorMs: number };
+  /** Event-loop delay since the previous probe, ms (10 ms sampling timer). */
+  loopDelay?: { p50: number; p99: number; max: number };
 }
 
 /** Counters the target reports about itself (taskwire: /metrics; peer: /bench/stats). */

@@ -124,9 +124,12 @@ export async function withGenerators<T>(
   fn: (gens: Child[]) => Promise<T>,
 ): Promise<T> {
   mkdirSync(path.join(RESULTS_DIR, 'logs'), { recursive: true });
+  // BENCH_GEN_CPU_PROF=<dir>: each generator runs under node --cpu-prof (written when it exits).
+  const genProf = process.env.BENCH_GEN_CPU_PROF;
   const gens = Array.from({ length: count }, (_, i) =>
     spawnNode(GENERATOR, [], {
       env: { ...process.env, NODE_OPTIONS: '' },
+      nodeArgs: genProf ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(genProf)] : [],
       nofile: nofileHardLimit(),
       logFile: path.join(RESULTS_DIR, 'logs', `${ctx.runId}-generator-${i}.log`),
       cwd: ROOT,

@@ -39,6 +39,11 @@ const FLAGS = {
   channelsPerSocket: int(1, 'subscriptions (distinct tasks) joined on one socket; at most --tasks'),
   gate: ms(0, 'time between creating the tasks and step 1 (0: sized from the socket count)'),
   connectConcurrency: int(100, 'sockets opened and joined at once'),
+  genClient: str<'lean' | 'ws'>(
+    'lean',
+    "the generator's Phoenix client: lean (a net socket read with onread, ws's Sender for its own frames) or ws",
+    ['lean', 'ws'],
+  ),
   dbStats: bool(true, 'wait for PostgreSQL statistics to settle and count row writes (adds ~11 s)'),
   spread: bool(
     false,
@@ -182,6 +187,7 @@ async function runShape(
           indexOffset: offset,
           heartbeatMs: 30_000,
           sampleLatency: true,
+          lean: f.genClient === 'lean',
         };
         offset += parts[i].length;
         return g.request<ConnectResult>(job, 30 * 60_000);
@@ -203,6 +209,7 @@ async function runShape(
       ),
     );
     const window = cpu.stop(sum(collected.map((c) => c.cpuMs)));
+    const windowMs = Number(window.window_s) * 1000;
     const probe = await target.probe(false);
     const stats1 = await runner.stats();
     const bus1 = bus0 ? await busCounters(target) : undefined;
@@ -218,6 +225,7 @@ async function runShape(
     const lastRecv = Math.max(...collected.map((c) => c.lastRecv));
     const spanMs = lastRecv - firstRecv;
     const lat = summarize(concat(collected.map((c) => c.latency)));
+    const bySeq = latencyBySeq(collected);
     const join = summarize(concat(connects.map((c) => c.joinMs)));
     const subs = sum(collected.map((c) => c.subs));
     const complete = sum(collected.map((c) => c.subsComplete));
@@ -234,11 +242,24 @@ async function runShape(
       notes.push(
         `${targetName}: joins finished ${-joinSlackMs} ms after step 1; raise --gate for a clean shape`,
       );
+    if (bySeq.length > 0)
+      notes.push(
+        `${targetName}: worst steps (seq: max / mean ms): ${bySeq
+          .slice(0, 8)
+          .map((r) => `${r.seq}: ${r.max} / ${r.mean.toFixed(1)}`)
+          .join(', ')}`,
+      );
     const errors = mergeCounts(connects.map((c) => c.errors));
     if (Object.keys(errors).length > 0) notes.push(`${targetName}: errors: ${topErrors(errors)}`);
     if (collected.some((c) => c.timedOut))
       notes.push(`${targetName}: some subscribers never saw the end (timeout)`);
     const writes = before && after ? after.taskwire - before.taskwire : undefined;
+    // CPU per delivered event: the server's user (JavaScript) and system (the kernel: writev
+    // and, on loopback, most of the TCP path to the reader) time over the window, the
+    // machine's softirq time, and the generators'. With --nodes 2 the server is both nodes.
+    const perDelivery = (cpuMs: number) => (events > 0 ? (cpuMs * 1000) / events : Number.NaN);
+    const serverMs = (Number(window.server_cpu_pct) / 100) * windowMs;
+    const serverSysMs = (Number(window.server_sys_pct) / 100) * windowMs;
     const queueWrites = before && after ? after.queue - before.queue : undefined;
     return {
       notes,
@@ -253,6 +274,9 @@ async function runShape(
         latency_p95_ms: lat.p95,
         latency_p99_ms: lat.p99,
         latency_max_ms: lat.max,
+        // The worst step's mean latency: p99 is 1 % of the events, about one step of a run
+        // this short, so a single slow step (a GC, a burst) sets it.
+        latency_worst_step_mean_ms: bySeq[0]?.mean ?? Number.NaN,
         subs_complete: complete,
         missing_seqs: missing,
         duplicate_seqs: dups,
@@ -263,6 +287,32 @@ async function runShape(
         unexpected_closes: closes,
         ...window,
         ...(bus0 && bus1 ? busFigures(bus0, bus1) : {}),
+        server_us_per_delivery: perDelivery(serverMs),
+        server_user_us_per_delivery: perDelivery(serverMs - serverSysMs),
+        server_sys_us_per_delivery: perDelivery(serverSysMs),
+        irq_us_per_delivery: perDelivery((Number(window.irq_cpu_pct) / 100) * windowMs),
+        generators: gens,
+        generator_us_per_delivery: perDelivery(sum(collected.map((c) => c.cpuMs))),
+        generator_user_us_per_delivery: perDelivery(sum(collected.map((c) => c.cpuUserMs))),
+        generator_sys_us_per_delivery: perDelivery(sum(collected.map((c) => c.cpuSysMs))),
+        generator_loop_delay_p50_ms: Math.max(...collected.map((c) => c.loopDelayP50Ms)),
+        generator_loop_delay_p99_ms: Math.max(...collected.map((c) => c.loopDelayP99Ms)),
+        generator_loop_delay_max_ms: Math.max(...collected.map((c) => c.loopDelayMaxMs)),
+        // The probe's GC pauses and loop delay are `target`'s (with --nodes 2: node B, the sockets).
+        ...(probe.loopDelay
+          ? {
+              server_loop_delay_p99_ms: probe.loopDelay.p99,
+              server_loop_delay_max_ms: probe.loopDelay.max,
+            }
+          : {}),
+        ...(probe.gc
+          ? {
+              server_gc_count: probe.gc.count,
+              server_gc_ms: probe.gc.ms,
+              server_gc_max_ms: probe.gc.maxMs,
+              server_gc_major: probe.gc.major,
+            }
+          : {}),
         server_elu: probe.elu,
         server_rss_mb: probe.rss / MB,
         ...(stats1.conflated !== undefined
@@ -325,6 +375,12 @@ const NODE_FIGURES: Array<[string, string, (v: Figures) => string]> = [
     (v) => `${fmt(v.latency_p50_ms, 1)} / ${fmt(v.latency_p99_ms, 1)} / ${fmt(v.latency_max_ms, 1)}`,
   ],
   ['seq errors', 'seq_errors', (v) => fmt(v.seq_errors, 0)],
+  [
+    'server user / sys µs per delivery',
+    'server_us_per_delivery',
+    (v) => `${fmt(v.server_user_us_per_delivery, 1)} / ${fmt(v.server_sys_us_per_delivery, 1)}`,
+  ],
+  ['generator µs per delivery', 'generator_us_per_delivery', (v) => fmt(v.generator_us_per_delivery, 1)],
   [
     'bus lag p50 / p99 ≤ ms',
     'bus_lag_p99_ms_at_most',
@@ -522,6 +578,7 @@ function nodesWindow(a: RunningTarget, b: RunningTarget, engineMs: () => number,
         node_b_cpu_pct: rb.cpuPct,
         node_b_sys_pct: rb.sysPct,
         server_cpu_pct: ra.cpuPct + rb.cpuPct,
+        server_sys_pct: ra.sysPct + rb.sysPct,
         postgres_cpu_pct: pgPct,
         engine_cpu_pct: enginePct,
         generator_cpu_pct: genPct,
@@ -540,4 +597,22 @@ function nodesWindow(a: RunningTarget, b: RunningTarget, engineMs: () => number,
       };
     },
   };
+}
+
+/** Steps (seqs) by their mean latency over every subscriber, worst first. */
+function latencyBySeq(collected: CollectResult[]): Array<{ seq: number; max: number; mean: number }> {
+  const rows: Array<{ seq: number; max: number; mean: number }> = [];
+  const slots = collected[0]?.seqMax.length ?? 0;
+  for (let seq = 0; seq < slots; seq++) {
+    let max = 0;
+    let total = 0;
+    let n = 0;
+    for (const c of collected) {
+      max = Math.max(max, c.seqMax[seq]);
+      total += c.seqSum[seq];
+      n += c.seqCount[seq];
+    }
+    if (n > 0) rows.push({ seq, max, mean: total / n });
+  }
+  return rows.sort((a, b) => b.mean - a.mean);
 }

@@ -5,7 +5,7 @@
 // output, and what persisting the output costs PostgreSQL (rows, statements, commits per 1,000
 // chunks). `--cut-at`: every socket is cut mid-stream and rejoins with `output_from` = last + 1.
 import type { CollectResult, ConnectResult, CutResult, SocketPlan, VerifyResult } from '../generator/main.ts';
-import { bool, int, ms } from '../lib/args.ts';
+import { bool, int, ms, str } from '../lib/args.ts';
 import { sleep } from '../lib/procs.ts';
 import type { Figures } from '../lib/report.ts';
 import { concat, summarize } from '../lib/stats.ts';
@@ -41,6 +41,11 @@ export const streams = defineScenario({
     cutAt: ms(0, 'cut every socket this long after the first chunk and rejoin with output_from (0: never)'),
     gate: ms(0, 'time between creating the tasks and the first chunk (0: sized from the task count)'),
     connectConcurrency: int(100, 'sockets opened and joined at once'),
+    genClient: str<'lean' | 'ws'>(
+      'lean',
+      "the generator's Phoenix client: lean (a net socket read with onread, ws's Sender for its own frames) or ws",
+      ['lean', 'ws'],
+    ),
     dbStats: bool(true, 'wait for PostgreSQL statistics to settle and count rows and commits (adds ~11 s)'),
   },
   goals: () => [
@@ -105,6 +110,7 @@ export const streams = defineScenario({
               indexOffset: offset,
               heartbeatMs: 30_000,
               sampleLatency: true,
+              lean: f.genClient === 'lean',
             };
             offset += parts[i].length;
             return g.request<ConnectResult>(job, 10 * 60_000);

@@ -16,6 +16,8 @@ const MAX_KEYS = 10_000;
 export class JoinGate {
   #held: TopicEvent[] | null = [];
   readonly #seqs = new Map<string, number>();
+  /** The key set last (the newest in the map's order). */
+  #newest: string | undefined;
   overflowed = false;
 
   /** Holds the event while the join is pending; after it, true when it should go out. */
@@ -53,6 +55,13 @@ export class JoinGate {
   }
 
   #remember(key: string, seq: number): void {
+    // Re-inserted so the map's order is by last use; a key that is already the newest (a task
+    // channel's only key, or a user topic's busiest) just takes its new seq.
+    if (key === this.#newest) {
+      this.#seqs.set(key, seq);
+      return;
+    }
+    this.#newest = key;
     this.#seqs.delete(key);
     this.#seqs.set(key, seq);
     if (this.#seqs.size > MAX_KEYS) this.#seqs.delete(this.#seqs.keys().next().value!);

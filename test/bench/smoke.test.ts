@@ -84,6 +84,9 @@ const EXPECT: Record<string, Record<string, (v: unknown) => boolean>> = {
     latency_p99_ms: (v) => typeof v === 'number',
     seq_errors: (v) => v === 0,
     events: (v) => v === 2 * 3 * 6,
+    server_us_per_delivery: (v) => typeof v === 'number' && v >= 0, // a 50 ms window may read 0 (/proc counts CPU in 10 ms ticks)
+    generator_us_per_delivery: (v) => typeof v === 'number' && v > 0,
+    generator_loop_delay_p99_ms: (v) => typeof v === 'number',
   },
   sockets: {
     joined: (v) => v === 20,

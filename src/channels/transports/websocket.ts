@@ -2,7 +2,8 @@
 // order, frames in and out, idle timeout, close codes. Must not know topics or channels.
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { type RawData, type WebSocket, WebSocketServer } from 'ws';
+import * as wsModule from 'ws';
+import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import type { Identity } from '../../auth/index.ts';
 import { negotiateVersion, type Serializer } from '../serializers/serializer.ts';
 import { v1 } from '../serializers/v1.ts';
@@ -64,24 +65,30 @@ class WebSocketConnection implements Transport {
   }
 
   write(frame: string): void {
-    // The fan-out loop hands the same event string to every subscriber in turn: turn it into
-    // bytes once and send that one buffer to each (a server never masks, so ws leaves it as is).
+    // The fan-out loop hands the same event string to every subscriber in turn: frame it once
+    // (ws's own Sender.frame: header and payload in one buffer) and write that one buffer to
+    // each socket, rather than have ws build a header and a two-buffer writev per subscriber.
     if (frame !== lastText) {
       lastText = frame;
-      lastBytes = Buffer.from(frame);
+      lastFrame = textFrame(frame);
     }
     // The first frame of a turn leaves at once (no added latency); from the second one on, the
     // socket is held so the rest of the turn's frames share one writev.
     if (this.wroteThisTurn) this.#hold();
     else this.#markWrote();
-    this.ws.send(lastBytes, { binary: false });
-    if (this.ws.bufferedAmount - this.#backlog > HOLD_LIMIT_BYTES) this.release();
+    const ws = this.ws;
+    const socket = rawSocket(ws);
+    // Straight to the socket only while ws would have written at once itself (open, its sender
+    // idle: no compression or queued frame, which this server never uses); otherwise ws.send.
+    if (socket !== undefined && ws.readyState === WebSocket.OPEN && senderIdle(ws)) socket.write(lastFrame);
+    else ws.send(lastFrame.subarray(frameHeaderLength(lastFrame)), { binary: false });
+    if (this.#backlog >= 0 && ws.bufferedAmount - this.#backlog > HOLD_LIMIT_BYTES) this.release();
   }
 
   #markWrote(): void {
     this.wroteThisTurn = true;
-    turn.add(this);
-    if (turn.size === 1) setImmediate(endTurn);
+    turn.push(this);
+    if (turn.length === 1) setImmediate(endTurn);
   }
 
   /**
@@ -112,14 +119,34 @@ class WebSocketConnection implements Transport {
 
 function ignore(): void {}
 
-/** A one-entry cache: the last frame written and its bytes. */
+/** A one-entry cache: the last frame written and its WebSocket frame (header + payload). */
 let lastText = '';
-let lastBytes: Buffer = Buffer.alloc(0);
+let lastFrame: Buffer = Buffer.alloc(0);
+
+/** ws's framing (the types do not declare it): an unmasked server frame's header and payload. */
+const Sender = (wsModule as unknown as { Sender: { frame(data: Buffer, options: object): Buffer[] } }).Sender;
+const TEXT_FRAME = { fin: true, opcode: 1, mask: false, readOnly: false, rsv1: false };
+
+function textFrame(text: string): Buffer {
+  const parts = Sender.frame(Buffer.from(text), TEXT_FRAME);
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+}
+
+/** Header bytes of an unmasked frame (2, 4 or 10). */
+function frameHeaderLength(frame: Buffer): number {
+  const len = frame[1] & 0x7f;
+  return len === 126 ? 4 : len === 127 ? 10 : 2;
+}
+
+/** ws's sender writes a frame at once only in its default state (0: not deflating, no queue). */
+function senderIdle(ws: WebSocket): boolean {
+  return (ws as unknown as { _sender?: { _state: number } })._sender?._state === 0;
+}
 
 /** Held frames are handed to the kernel early once a turn holds this much for one socket. */
 const HOLD_LIMIT_BYTES = 64 * 1024;
-/** The connections written to in this loop turn. */
-const turn = new Set<WebSocketConnection>();
+/** The connections written to in this loop turn (each once: wroteThisTurn). */
+let turn: WebSocketConnection[] = [];
 
 /** ws exposes no public handle for corking; `_socket` is the net.Socket it writes to (ws 8). */
 function rawSocket(ws: WebSocket): Duplex | undefined {
@@ -127,11 +154,12 @@ function rawSocket(ws: WebSocket): Duplex | undefined {
 }
 
 function endTurn(): void {
-  for (const conn of turn) {
+  const conns = turn;
+  turn = [];
+  for (const conn of conns) {
     conn.wroteThisTurn = false;
     conn.release();
   }
-  turn.clear();
 }
 
 function refuse(socket: Duplex, status: number, reason: string): void {
