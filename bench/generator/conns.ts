@@ -297,27 +297,58 @@ function phoenixFrame(
   }
 }
 
-/** A raw Phoenix V2 client on `ws`: joins, leaves, heartbeats, scanned broadcasts. */
-export class PhoenixConn implements Conn {
+/** What both Phoenix V2 clients share: the subscriptions, the refs, and the frames they send. */
+abstract class PhoenixChannelConn {
   readonly subs = new Map<string, Sub>();
-  readonly #pending = new Map<string, Sub>();
-  readonly #t: ConnTarget;
-  readonly #rec: Recorder;
-  readonly #stats: ConnStats;
-  #ws: WebSocket | null = null;
+  protected readonly pending = new Map<string, Sub>();
+  protected readonly t: ConnTarget;
+  protected readonly rec: Recorder;
+  protected readonly stats: ConnStats;
   #ref = 0;
-  #closing = false;
-  #closed: Promise<void> | null = null;
 
   constructor(target: ConnTarget, rec: Recorder, stats: ConnStats) {
-    this.#t = target;
-    this.#rec = rec;
-    this.#stats = stats;
+    this.t = target;
+    this.rec = rec;
+    this.stats = stats;
   }
 
   get target(): ConnTarget {
-    return this.#t;
+    return this.t;
   }
+
+  /** Sends one text frame while the socket is open (dropped otherwise). */
+  protected abstract send(text: string): void;
+
+  join(sub: Sub): Promise<boolean> {
+    const ref = String(++this.#ref);
+    this.subs.set(sub.taskId, sub);
+    this.pending.set(ref, sub);
+    return new Promise((resolve) => {
+      sub.onJoin = resolve;
+      sub.joinSentAt = Date.now();
+      const params = sub.outputFrom === undefined ? '{}' : `{"output_from":${sub.outputFrom}}`;
+      this.send(`["${ref}","${ref}","task:${sub.taskId}","phx_join",${params}]`);
+    });
+  }
+
+  leave(sub: Sub): void {
+    if (this.subs.get(sub.taskId) !== sub) return;
+    this.subs.delete(sub.taskId);
+    const ref = String(++this.#ref);
+    this.send(`[null,"${ref}","task:${sub.taskId}","phx_leave",{}]`);
+  }
+
+  heartbeat(): void {
+    this.stats.heartbeatsSent += 1;
+    this.send(`[null,"${++this.#ref}","phoenix","heartbeat",{}]`);
+  }
+}
+
+/** A raw Phoenix V2 client on `ws`: joins, leaves, heartbeats, scanned broadcasts. */
+export class PhoenixConn extends PhoenixChannelConn implements Conn {
+  #ws: WebSocket | null = null;
+  #closing = false;
+  #closed: Promise<void> | null = null;
 
   cut(): Promise<void> {
     this.#closing = true;
@@ -326,11 +357,11 @@ export class PhoenixConn implements Conn {
   }
 
   open(): Promise<void> {
-    const url = `${this.#t.url}/socket/websocket?token=${encodeURIComponent(this.#t.token)}&vsn=2.0.0`;
+    const url = `${this.t.url}/socket/websocket?token=${encodeURIComponent(this.t.token)}&vsn=2.0.0`;
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url, {
         perMessageDeflate: false,
-        localAddress: this.#t.localAddress,
+        localAddress: this.t.localAddress,
         handshakeTimeout: 60_000,
       });
       this.#ws = ws;
@@ -338,11 +369,10 @@ export class PhoenixConn implements Conn {
       this.#closed = new Promise((done) => {
         ws.on('close', (code) => {
           if (opened && !this.#closing) {
-            this.#stats.unexpectedCloses += 1;
-            this.#stats.closeCodes[code] = (this.#stats.closeCodes[code] ?? 0) + 1;
-            for (const sub of this.#pending.values())
-              this.#rec.joinReply(sub, false, '', 0, `closed ${code}`);
-            this.#pending.clear();
+            this.stats.unexpectedCloses += 1;
+            this.stats.closeCodes[code] = (this.stats.closeCodes[code] ?? 0) + 1;
+            for (const sub of this.pending.values()) this.rec.joinReply(sub, false, '', 0, `closed ${code}`);
+            this.pending.clear();
           }
           done();
         });
@@ -359,34 +389,10 @@ export class PhoenixConn implements Conn {
   }
 
   #frame(data: Buffer): void {
-    phoenixFrame(data, this.subs, this.#pending, this.#rec, this.#stats);
+    phoenixFrame(data, this.subs, this.pending, this.rec, this.stats);
   }
 
-  join(sub: Sub): Promise<boolean> {
-    const ref = String(++this.#ref);
-    this.subs.set(sub.taskId, sub);
-    this.#pending.set(ref, sub);
-    return new Promise((resolve) => {
-      sub.onJoin = resolve;
-      sub.joinSentAt = Date.now();
-      const params = sub.outputFrom === undefined ? '{}' : `{"output_from":${sub.outputFrom}}`;
-      this.#send(`["${ref}","${ref}","task:${sub.taskId}","phx_join",${params}]`);
-    });
-  }
-
-  leave(sub: Sub): void {
-    if (this.subs.get(sub.taskId) !== sub) return;
-    this.subs.delete(sub.taskId);
-    const ref = String(++this.#ref);
-    this.#send(`[null,"${ref}","task:${sub.taskId}","phx_leave",{}]`);
-  }
-
-  heartbeat(): void {
-    this.#stats.heartbeatsSent += 1;
-    this.#send(`[null,"${++this.#ref}","phoenix","heartbeat",{}]`);
-  }
-
-  #send(frame: string): void {
+  protected send(frame: string): void {
     const ws = this.#ws;
     if (ws && ws.readyState === WebSocket.OPEN) ws.send(frame);
   }
@@ -524,29 +530,13 @@ const READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
  * and the outgoing frames (joins, heartbeats, close) framed and masked by ws's Sender. Only what
  * a taskwire server sends is handled: text frames, ping, close; no fragments, no extensions.
  */
-export class LeanPhoenixConn implements Conn {
-  readonly subs = new Map<string, Sub>();
-  readonly #pending = new Map<string, Sub>();
-  readonly #t: ConnTarget;
-  readonly #rec: Recorder;
-  readonly #stats: ConnStats;
+export class LeanPhoenixConn extends PhoenixChannelConn implements Conn {
   #socket: net.Socket | null = null;
-  #ref = 0;
   #upgraded = false;
   #closing = false;
   #partial: Buffer | null = null;
   #closed: Promise<void> | null = null;
   #onOpen: ((err?: Error) => void) | null = null;
-
-  constructor(target: ConnTarget, rec: Recorder, stats: ConnStats) {
-    this.#t = target;
-    this.#rec = rec;
-    this.#stats = stats;
-  }
-
-  get target(): ConnTarget {
-    return this.#t;
-  }
 
   cut(): Promise<void> {
     this.#closing = true;
@@ -555,8 +545,8 @@ export class LeanPhoenixConn implements Conn {
   }
 
   open(): Promise<void> {
-    const url = new URL(this.#t.url);
-    const path = `/socket/websocket?token=${encodeURIComponent(this.#t.token)}&vsn=2.0.0`;
+    const url = new URL(this.t.url);
+    const path = `/socket/websocket?token=${encodeURIComponent(this.t.token)}&vsn=2.0.0`;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => this.#onOpen?.(new Error('upgrade timed out')), 60_000);
       this.#onOpen = (err) => {
@@ -570,7 +560,7 @@ export class LeanPhoenixConn implements Conn {
       const socket = net.connect({
         host: url.hostname,
         port: Number(url.port),
-        localAddress: this.#t.localAddress,
+        localAddress: this.t.localAddress,
         noDelay: true,
         onread: {
           buffer: READ_BUFFER,
@@ -585,10 +575,10 @@ export class LeanPhoenixConn implements Conn {
         socket.on('close', () => {
           if (this.#onOpen) this.#onOpen(new Error('closed before the upgrade'));
           else if (!this.#closing) {
-            this.#stats.unexpectedCloses += 1;
-            this.#stats.closeCodes.lean = (this.#stats.closeCodes.lean ?? 0) + 1;
-            for (const sub of this.#pending.values()) this.#rec.joinReply(sub, false, '', 0, 'closed');
-            this.#pending.clear();
+            this.stats.unexpectedCloses += 1;
+            this.stats.closeCodes.lean = (this.stats.closeCodes.lean ?? 0) + 1;
+            for (const sub of this.pending.values()) this.rec.joinReply(sub, false, '', 0, 'closed');
+            this.pending.clear();
           }
           done();
         });
@@ -643,7 +633,7 @@ export class LeanPhoenixConn implements Conn {
       if (buf.length - at < head + len) break;
       const payload = buf.subarray(at + head, at + head + len);
       at += head + len;
-      if (opcode === OP_TEXT) phoenixFrame(payload, this.subs, this.#pending, this.#rec, this.#stats);
+      if (opcode === OP_TEXT) phoenixFrame(payload, this.subs, this.pending, this.rec, this.stats);
       else if (opcode === OP_PING) this.#socket?.write(clientFrame(OP_PONG, Buffer.from(payload)));
       else if (opcode === OP_CLOSE) {
         if (!this.#closing) this.#socket?.end(clientFrame(OP_CLOSE, Buffer.from(payload.subarray(0, 2))));
@@ -654,31 +644,7 @@ export class LeanPhoenixConn implements Conn {
     if (at < buf.length) this.#partial = Buffer.from(buf.subarray(at));
   }
 
-  join(sub: Sub): Promise<boolean> {
-    const ref = String(++this.#ref);
-    this.subs.set(sub.taskId, sub);
-    this.#pending.set(ref, sub);
-    return new Promise((resolve) => {
-      sub.onJoin = resolve;
-      sub.joinSentAt = Date.now();
-      const params = sub.outputFrom === undefined ? '{}' : `{"output_from":${sub.outputFrom}}`;
-      this.#send(`["${ref}","${ref}","task:${sub.taskId}","phx_join",${params}]`);
-    });
-  }
-
-  leave(sub: Sub): void {
-    if (this.subs.get(sub.taskId) !== sub) return;
-    this.subs.delete(sub.taskId);
-    const ref = String(++this.#ref);
-    this.#send(`[null,"${ref}","task:${sub.taskId}","phx_leave",{}]`);
-  }
-
-  heartbeat(): void {
-    this.#stats.heartbeatsSent += 1;
-    this.#send(`[null,"${++this.#ref}","phoenix","heartbeat",{}]`);
-  }
-
-  #send(text: string): void {
+  protected send(text: string): void {
     const socket = this.#socket;
     if (socket && this.#upgraded && !this.#closing && socket.writable)
       socket.write(clientFrame(OP_TEXT, Buffer.from(text)));

@@ -3,6 +3,7 @@
 // and window-scoped CPU profiles.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import type { ConnectResult, SocketPlan } from '../generator/main.ts';
 import type { FlagSpec, FlagValues } from '../lib/args.ts';
 import { type Child, CpuMeter, nofileHardLimit, spawnNode } from '../lib/procs.ts';
 import type { Figures, Goal } from '../lib/report.ts';
@@ -154,6 +155,40 @@ export function split<T>(items: T[], parts: number): T[][] {
     at += size;
   }
   return out;
+}
+
+/**
+ * Opens the planned sockets, split over the generators, each joining its tasks (latency sampled,
+ * Phoenix heartbeats at 30 s); resolves with every generator's connect result.
+ */
+export function connectAll(
+  gens: Child[],
+  target: RunningTarget,
+  token: string,
+  plans: SocketPlan[],
+  opts: { connectConcurrency: number; lean: boolean; sourceIps: number; timeoutMs: number },
+): Promise<ConnectResult[]> {
+  const parts = split(plans, gens.length);
+  let offset = 0;
+  return Promise.all(
+    gens.map((g, i) => {
+      const job = {
+        cmd: 'connect',
+        mode: target.mode,
+        url: target.socketUrl,
+        tokens: [token],
+        sockets: parts[i],
+        concurrency: Math.max(1, Math.ceil(opts.connectConcurrency / gens.length)),
+        sourceIps: opts.sourceIps,
+        indexOffset: offset,
+        heartbeatMs: 30_000,
+        sampleLatency: true,
+        lean: opts.lean,
+      };
+      offset += parts[i].length;
+      return g.request<ConnectResult>(job, opts.timeoutMs);
+    }),
+  );
 }
 
 /** CPU of the server and its store over a window, with the generators' own CPU. */

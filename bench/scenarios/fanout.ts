@@ -5,7 +5,7 @@
 // --channels-per-socket packs that many subscriptions (distinct tasks) on one socket.
 
 import pg from 'pg';
-import type { CollectResult, ConnectResult, SocketPlan } from '../generator/main.ts';
+import type { CollectResult, SocketPlan } from '../generator/main.ts';
 import { bool, type FlagSpec, type FlagValues, int, ms, str } from '../lib/args.ts';
 import { type EngineProcess, startNatsServer, startRedisServer } from '../lib/engines.ts';
 import { createDatabase } from '../lib/pg.ts';
@@ -17,6 +17,7 @@ import {
   busCounters,
   busFigures,
   type Ctx,
+  connectAll,
   cpuWindow,
   defineScenario,
   MB,
@@ -24,7 +25,6 @@ import {
   mergeCounts,
   profiled,
   socketsPerGenerator,
-  split,
   sum,
   topErrors,
   withGenerators,
@@ -172,27 +172,12 @@ async function runShape(
       `${targetName}: ${f.tasks} tasks x ${f.subs} subscribers on ${plans.length} sockets (${f.channelsPerSocket}/socket), ` +
         `${f.steps} steps at ${f.interval} ms, step 1 in ${gate} ms`,
     );
-    const parts = split(plans, gens);
-    let offset = 0;
-    const connects = await Promise.all(
-      children.map((g, i) => {
-        const job = {
-          cmd: 'connect',
-          mode: target.mode,
-          url: target.socketUrl,
-          tokens: [token],
-          sockets: parts[i],
-          concurrency: Math.max(1, Math.ceil(f.connectConcurrency / gens)),
-          sourceIps: plans.length > 20_000 ? 250 : 1,
-          indexOffset: offset,
-          heartbeatMs: 30_000,
-          sampleLatency: true,
-          lean: f.genClient === 'lean',
-        };
-        offset += parts[i].length;
-        return g.request<ConnectResult>(job, 30 * 60_000);
-      }),
-    );
+    const connects = await connectAll(children, target, token, plans, {
+      connectConcurrency: f.connectConcurrency,
+      lean: f.genClient === 'lean',
+      sourceIps: plans.length > 20_000 ? 250 : 1,
+      timeoutMs: 30 * 60_000,
+    });
     const joinedAt = Date.now();
     const joinSlackMs = startAt - joinedAt;
     ctx.log(

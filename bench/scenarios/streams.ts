@@ -4,19 +4,19 @@
 // Date.now()), missing / duplicate / out-of-order chunks, the assembled text against the stored
 // output, and what persisting the output costs PostgreSQL (rows, statements, commits per 1,000
 // chunks). `--cut-at`: every socket is cut mid-stream and rejoins with `output_from` = last + 1.
-import type { CollectResult, ConnectResult, CutResult, SocketPlan, VerifyResult } from '../generator/main.ts';
+import type { CollectResult, CutResult, SocketPlan, VerifyResult } from '../generator/main.ts';
 import { bool, int, ms, str } from '../lib/args.ts';
 import { sleep } from '../lib/procs.ts';
 import type { Figures } from '../lib/report.ts';
 import { concat, summarize } from '../lib/stats.ts';
 import { createTasks } from '../lib/targets.ts';
 import {
+  connectAll,
   cpuWindow,
   defineScenario,
   MB,
   mergeCounts,
   profiled,
-  split,
   sum,
   topErrors,
   withGenerators,
@@ -95,27 +95,12 @@ export const streams = defineScenario({
           `streams: ${f.tasks} tasks x ${f.tokens} chunks at ${f.interval} ms, one socket each, first chunk in ${gate} ms` +
             (f.cutAt > 0 ? `, every socket cut ${f.cutAt} ms in` : ''),
         );
-        const parts = split(plans, gens);
-        let offset = 0;
-        const connects = await Promise.all(
-          children.map((g, i) => {
-            const job = {
-              cmd: 'connect',
-              mode: target.mode,
-              url: target.socketUrl,
-              tokens: [token],
-              sockets: parts[i],
-              concurrency: Math.max(1, Math.ceil(f.connectConcurrency / gens)),
-              sourceIps: 1,
-              indexOffset: offset,
-              heartbeatMs: 30_000,
-              sampleLatency: true,
-              lean: f.genClient === 'lean',
-            };
-            offset += parts[i].length;
-            return g.request<ConnectResult>(job, 10 * 60_000);
-          }),
-        );
+        const connects = await connectAll(children, target, token, plans, {
+          connectConcurrency: f.connectConcurrency,
+          lean: f.genClient === 'lean',
+          sourceIps: 1,
+          timeoutMs: 10 * 60_000,
+        });
         const slack = startAt - Date.now();
         ctx.log(
           `streams: joined ${sum(connects.map((c) => c.joins - c.joinFailures))} streams, ` +
