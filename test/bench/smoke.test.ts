@@ -83,7 +83,8 @@ const EXPECT: Record<string, Record<string, (v: unknown) => boolean>> = {
     delivered_per_s: (v) => typeof v === 'number' && v > 0,
     latency_p99_ms: (v) => typeof v === 'number',
     seq_errors: (v) => v === 0,
-    events: (v) => v === 2 * 3 * 6,
+    // Each subscriber: 5 progress events and completed, and started when it joined before the claim.
+    events: (v) => typeof v === 'number' && v >= 2 * 3 * 6 && v <= 2 * 3 * 7,
     server_us_per_delivery: (v) => typeof v === 'number' && v >= 0, // a 50 ms window may read 0 (/proc counts CPU in 10 ms ticks)
     generator_us_per_delivery: (v) => typeof v === 'number' && v > 0,
     generator_loop_delay_p99_ms: (v) => typeof v === 'number',
@@ -101,7 +102,7 @@ const EXPECT: Record<string, Record<string, (v: unknown) => boolean>> = {
   'fanout --nodes 2': {
     postgres_delivered_per_s: (v) => typeof v === 'number' && v > 0,
     postgres_seq_errors: (v) => v === 0,
-    postgres_events: (v) => v === 2 * 3 * 6,
+    postgres_events: (v) => typeof v === 'number' && v >= 2 * 3 * 6 && v <= 2 * 3 * 7,
     postgres_bus_events_received_by_b: (v) => typeof v === 'number' && v >= 2 * 6,
     postgres_node_a_cpu_pct: (v) => typeof v === 'number',
   },
