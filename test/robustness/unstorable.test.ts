@@ -25,7 +25,7 @@ const nasty = defineTask({
       return 'ok';
     }
     if (kind === 'throw') throw new Error('bad \u0000 error');
-    return { text: 'cut \u0000 here', [`key\ud800`]: ['\udc00'] };
+    return { text: 'cut \u0000 here', 'key\ud800': ['\udc00'] };
   },
 });
 const plain = defineTask({
