@@ -7,7 +7,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { Logger } from 'pino';
 
-type Collect = (options: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;
+type Gc = (options: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;
 
 export interface HeapReleaseOptions {
   /** Growth of the resident set above its floor that triggers a GC; 0 turns it off. */
@@ -21,16 +21,22 @@ export interface HeapReleaseOptions {
   collect?: () => void;
 }
 
-/** V8's gc() with options, reached without --expose-gc (the flag takes effect for new contexts). */
-function memoryReducingGc(): Collect | undefined {
-  const exposed = (globalThis as { gc?: Collect }).gc;
-  if (exposed) return exposed;
-  try {
-    setFlagsFromString('--expose-gc');
-    return runInNewContext('gc') as Collect;
-  } catch {
-    return undefined;
+/**
+ * V8's memory-reducing GC (a last-resort major GC, in sync), reached without --expose-gc (the flag
+ * takes effect for new contexts); undefined where V8 refuses.
+ */
+function memoryReducingGc(): (() => void) | undefined {
+  let gc = (globalThis as { gc?: Gc }).gc;
+  if (!gc) {
+    try {
+      setFlagsFromString('--expose-gc');
+      gc = runInNewContext('gc') as Gc;
+    } catch {
+      return undefined;
+    }
   }
+  const collect = gc;
+  return () => collect({ type: 'major', execution: 'sync', flavor: 'last-resort' });
 }
 
 /**
@@ -42,10 +48,10 @@ function memoryReducingGc(): Collect | undefined {
 export function releaseStartupMemory(): number | undefined {
   if (startupReleased) return undefined;
   startupReleased = true;
-  const gc = memoryReducingGc();
-  if (!gc) return undefined;
+  const collect = memoryReducingGc();
+  if (!collect) return undefined;
   const started = performance.now();
-  gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+  collect();
   return performance.now() - started;
 }
 
@@ -100,9 +106,7 @@ function release(watch: Watch): () => void {
 }
 
 function watchResidentMemory(opts: HeapReleaseOptions): () => void {
-  const gc = memoryReducingGc();
-  const collect =
-    opts.collect ?? (gc && (() => gc({ type: 'major', execution: 'sync', flavor: 'last-resort' })));
+  const collect = opts.collect ?? memoryReducingGc();
   if (!collect) {
     opts.log.warn('cannot reach V8 gc(): memory freed by a burst stays with the process');
     return () => {};
