@@ -9,7 +9,8 @@ import {
   type TaskStatus,
   type TaskwireClient,
 } from '../client/index.ts';
-import { CliError, type ClientFlags, DEFAULT_URL, EXIT, resolveToken, toCliError } from './connect.ts';
+import { CliError, type ClientFlags, DEFAULT_URL, resolveToken, toCliError } from './connect.ts';
+import { EXIT } from './exit.ts';
 import { printOutput } from './output-stream.ts';
 import { type WatchMode, WatchView } from './watch-view.ts';
 

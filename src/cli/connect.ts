@@ -12,8 +12,6 @@ export const DEFAULT_URL = 'http://127.0.0.1:4000';
 /** The user `npm start` prints a token for. */
 export const DEV_USER = 'dev';
 
-export { EXIT } from './exit.ts';
-
 /** An error with the exit code and the one line to print. */
 export class CliError extends Error {
   readonly exitCode: number;
