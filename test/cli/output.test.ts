@@ -8,8 +8,8 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { defineTask, generatedText } from '../../src/tasks/index.ts';
-import { startProxy } from '../client/proxy.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { startProxy } from '../helpers/tcp-proxy.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

@@ -6,8 +6,8 @@ import { after, before, test } from 'node:test';
 import { createClient, type OutputItem, type TaskHandle } from '../../src/client/index.ts';
 import { defineTask, generatedText } from '../../src/tasks/index.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { startProxy } from '../helpers/tcp-proxy.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { startProxy } from './proxy.ts';
 
 /** Attempt 1 writes two chunks and fails; attempt 2 writes its own and completes. */
 const flaky = defineTask({

@@ -9,8 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { type Socket as PhoenixSocket, Socket } from 'phoenix';
 import { defineTask, generatedText } from '../../src/tasks/index.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { startProxy } from '../helpers/tcp-proxy.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { startProxy } from './proxy.ts';
 
 const README = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../README.md');
 

@@ -15,8 +15,8 @@ import {
 } from '../../src/client/index.ts';
 import { defineTask } from '../../src/tasks/index.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { startProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { startProxy, type TcpProxy } from './proxy.ts';
 
 /** A task the test drives step by step: `remote.get(id).step(0.3)`, `.finish(result)`. */
 const remote = new Map<string, { step(p: number, m?: string): void; finish(r: unknown): void }>();

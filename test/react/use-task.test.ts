@@ -9,9 +9,9 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { generatedText } from '../../src/tasks/index.ts';
-import { startProxy } from '../client/proxy.ts';
 import { bundle, launchChromium, noBrowser, type StaticSite, serveApp } from '../helpers/chromium.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { startProxy } from '../helpers/tcp-proxy.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const FIXTURE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures/task-page.ts');

@@ -5,9 +5,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { generatedText } from '../../src/tasks/index.ts';
-import { startProxy, type TcpProxy } from '../client/proxy.ts';
 import { followOutput } from '../helpers/output-follower.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { startProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 let t: TestServer;
