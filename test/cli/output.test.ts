@@ -7,7 +7,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { defineTask, generatedText } from '../../src/tasks/index.ts';
+import { generatedText } from '../../src/tasks/index.ts';
+import { gatedOutputTask } from '../helpers/gated-output.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { startProxy } from '../helpers/tcp-proxy.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -15,22 +16,7 @@ import { waitFor } from '../helpers/wait.ts';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = path.join(ROOT, 'bin/taskwire.js');
 
-/** Attempt 1 writes a chunk and waits for the test, then fails; attempt 2 writes two and completes. */
-const gates = new Map<string, () => void>();
-const gated = defineTask({
-  name: 'gated-cli',
-  maxAttempts: 2,
-  run: async (ctx) => {
-    if (ctx.attempt === 1) {
-      ctx.output('void ');
-      await new Promise<void>((resolve) => gates.set(ctx.taskId, resolve));
-      throw new Error('attempt 1 gives up');
-    }
-    ctx.output('kept ');
-    ctx.output('text');
-    return 'ok';
-  },
-});
+const { task: gated, gates } = gatedOutputTask('gated-cli');
 
 let t: TestServer;
 let token: string;

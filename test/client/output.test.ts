@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { createClient, type OutputItem, type TaskHandle } from '../../src/client/index.ts';
 import { defineTask, generatedText } from '../../src/tasks/index.ts';
+import { gatedOutputTask } from '../helpers/gated-output.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { startProxy } from '../helpers/tcp-proxy.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -25,22 +26,7 @@ const flaky = defineTask({
   },
 });
 
-/** Attempt 1 writes a chunk, then fails when the test says; attempt 2 writes two and completes. */
-const gates = new Map<string, () => void>();
-const gated = defineTask({
-  name: 'gated-writer',
-  maxAttempts: 2,
-  run: async (ctx) => {
-    if (ctx.attempt === 1) {
-      ctx.output('void ');
-      await new Promise<void>((resolve) => gates.set(ctx.taskId, resolve));
-      throw new Error('attempt 1 fails while the client is away');
-    }
-    ctx.output('kept ');
-    ctx.output('text');
-    return 'ok';
-  },
-});
+const { task: gated, gates } = gatedOutputTask('gated-writer', 'attempt 1 fails while the client is away');
 
 let t: TestServer;
 let token: string;

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type Socket as PhoenixSocket, Socket } from 'phoenix';
-import { defineTask, generatedText } from '../../src/tasks/index.ts';
+import { generatedText } from '../../src/tasks/index.ts';
+import { gatedOutputTask } from '../helpers/gated-output.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { startProxy } from '../helpers/tcp-proxy.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -63,21 +64,7 @@ interface Example {
   socket: PhoenixSocket;
 }
 
-const gates = new Map<string, () => void>();
-const gated = defineTask({
-  name: 'gated-readme',
-  maxAttempts: 2,
-  run: async (ctx) => {
-    if (ctx.attempt === 1) {
-      ctx.output('void ');
-      await new Promise<void>((resolve) => gates.set(ctx.taskId, resolve));
-      throw new Error('attempt 1 gives up');
-    }
-    ctx.output('kept ');
-    ctx.output('text');
-    return 'ok';
-  },
-});
+const { task: gated, gates } = gatedOutputTask('gated-readme');
 
 let t: TestServer;
 let token: string;
