@@ -13,6 +13,7 @@ import {
 } from '../../src/contract/index.ts';
 import type { Task } from '../../src/db/index.ts';
 import type { JoinResult } from '../../src/tasks/index.ts';
+import { taskFixture } from '../helpers/task-fixture.ts';
 
 interface FakeTask {
   task: Task;
@@ -29,25 +30,8 @@ export class FakeTasks {
   joins = 0;
 
   add(id: string, owner: string): Task {
-    const task = {
-      task_id: id,
-      type: 'demo',
-      status: 'running',
-      progress: 0,
-      message: null,
-      input: {},
-      result: null,
-      error: null,
-      attempt: 1,
-      max_attempts: 3,
-      priority: 0,
-      scheduled_at: null,
-      node: null,
-      output: { start: 0, next: 0 },
-      seq: 1,
-      inserted_at: new Date().toISOString(),
-      updated_at: new Date().toISOString(),
-    } satisfies Task;
+    const now = new Date().toISOString();
+    const task = taskFixture({ task_id: id, inserted_at: now, updated_at: now });
     this.tasks.set(id, { task, owner });
     return task;
   }

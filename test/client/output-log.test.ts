@@ -6,30 +6,12 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { type OutputItem, type Task, TaskHandle, TaskwireError } from '../../src/client/index.ts';
 import type { TaskFeed } from '../../src/client/task-handle.ts';
+import { taskFixture } from '../helpers/task-fixture.ts';
 
 const ID = '01900000-0000-7000-8000-000000000002';
 
 function task(over: Partial<Task> = {}): Task {
-  return {
-    task_id: ID,
-    type: 'generate',
-    status: 'running',
-    progress: 0,
-    message: null,
-    input: {},
-    result: null,
-    error: null,
-    attempt: 1,
-    max_attempts: 3,
-    priority: 0,
-    scheduled_at: null,
-    node: null,
-    output: { start: 0, next: 0 },
-    seq: 1,
-    inserted_at: '2026-01-01T00:00:00.000Z',
-    updated_at: '2026-01-01T00:00:00.000Z',
-    ...over,
-  };
+  return taskFixture({ task_id: ID, type: 'generate', ...over });
 }
 
 /** `outputFrom` null: the output is not followed. */

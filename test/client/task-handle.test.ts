@@ -10,30 +10,12 @@ import {
   TaskHandle,
 } from '../../src/client/index.ts';
 import type { TaskFeed } from '../../src/client/task-handle.ts';
+import { taskFixture } from '../helpers/task-fixture.ts';
 
 const ID = '01900000-0000-7000-8000-000000000001';
 
 function task(over: Partial<Task> = {}): Task {
-  return {
-    task_id: ID,
-    type: 'demo',
-    status: 'queued',
-    progress: 0,
-    message: null,
-    input: {},
-    result: null,
-    error: null,
-    attempt: 0,
-    max_attempts: 3,
-    priority: 0,
-    scheduled_at: null,
-    node: null,
-    output: { start: 0, next: 0 },
-    seq: 0,
-    inserted_at: '2026-01-01T00:00:00.000Z',
-    updated_at: '2026-01-01T00:00:00.000Z',
-    ...over,
-  };
+  return taskFixture({ task_id: ID, status: 'queued', attempt: 0, seq: 0, ...over });
 }
 
 function event(seq: number, over: Record<string, unknown> = {}) {

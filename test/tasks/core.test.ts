@@ -8,6 +8,7 @@ import { PubSub, type TopicEvent } from '../../src/bus/index.ts';
 import { ADMIN_TOPIC, taskTopic, userTopic } from '../../src/contract/index.ts';
 import type { TaskRecord } from '../../src/db/index.ts';
 import { Registry, Supervisor, TaskActor, TaskFeed } from '../../src/tasks/index.ts';
+import { taskFixture } from '../helpers/task-fixture.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const log = pino({ level: 'silent' });
@@ -15,27 +16,7 @@ const LIMITS = { chunkBytes: 1000, maxChunks: 5, maxBytes: 2000 };
 const ID = '01900000-0000-7000-8000-00000000000a';
 
 function record(over: Partial<TaskRecord> = {}): TaskRecord {
-  return {
-    task_id: ID,
-    owner: 'alice',
-    type: 'demo',
-    status: 'running',
-    progress: 0,
-    message: null,
-    input: {},
-    result: null,
-    error: null,
-    attempt: 1,
-    max_attempts: 3,
-    priority: 0,
-    scheduled_at: null,
-    node: 'n1',
-    output: { start: 0, next: 0 },
-    seq: 1,
-    inserted_at: '2026-01-01T00:00:00.000Z',
-    updated_at: '2026-01-01T00:00:00.000Z',
-    ...over,
-  };
+  return { ...taskFixture({ task_id: ID, node: 'n1' }), owner: 'alice', ...over };
 }
 
 /** A PubSub with a recorder on each of the task's topics. */
