@@ -5,7 +5,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { ConnectResult, SocketPlan } from '../generator/main.ts';
 import type { FlagSpec, FlagValues } from '../lib/args.ts';
-import { type Child, CpuMeter, nofileHardLimit, spawnNode } from '../lib/procs.ts';
+import { type Child, CpuMeter, nofileHardLimit, sleep, spawnNode } from '../lib/procs.ts';
 import type { Figures, Goal } from '../lib/report.ts';
 import {
   BENCH_DIR,
@@ -189,6 +189,31 @@ export function connectAll(
       return g.request<ConnectResult>(job, opts.timeoutMs);
     }),
   );
+}
+
+/** PostgreSQL backends flush their statistics at most every 10 s when idle. */
+const STATS_FLUSH_MS = 11_000;
+
+/**
+ * The database's writes after a run, read once the backends have flushed their statistics; undefined
+ * when the run did not count them (no reading before it).
+ */
+export async function dbWritesAfterRun<W>(
+  source: { dbWrites(): Promise<W> },
+  before: unknown,
+): Promise<W | undefined> {
+  if (before === undefined) return undefined;
+  await sleep(STATS_FLUSH_MS);
+  return source.dbWrites();
+}
+
+/** From the first event any generator received to the last, in ms (the delivery rate's span). */
+export function receiveSpanMs(
+  collected: Array<{ events: number; firstRecv: number; lastRecv: number }>,
+): number {
+  const firstRecv = Math.min(...collected.filter((c) => c.events > 0).map((c) => c.firstRecv));
+  const lastRecv = Math.max(...collected.map((c) => c.lastRecv));
+  return lastRecv - firstRecv;
 }
 
 /** CPU of the server and its store over a window, with the generators' own CPU. */

@@ -19,11 +19,13 @@ import {
   type Ctx,
   connectAll,
   cpuWindow,
+  dbWritesAfterRun,
   defineScenario,
   MB,
   type Measured,
   mergeCounts,
   profiled,
+  receiveSpanMs,
   socketsPerGenerator,
   sum,
   topErrors,
@@ -199,16 +201,10 @@ async function runShape(
     const stats1 = await runner.stats();
     const bus1 = bus0 ? await busCounters(target) : undefined;
     await Promise.all(children.map((g) => g.request({ cmd: 'close' }, 120_000)));
-    let after: typeof before;
-    if (before) {
-      await sleep(11_000); // PostgreSQL backends flush their statistics at most every 10 s when idle
-      after = await target.dbWrites();
-    }
+    const after = await dbWritesAfterRun(target, before);
 
     const events = sum(collected.map((c) => c.events));
-    const firstRecv = Math.min(...collected.filter((c) => c.events > 0).map((c) => c.firstRecv));
-    const lastRecv = Math.max(...collected.map((c) => c.lastRecv));
-    const spanMs = lastRecv - firstRecv;
+    const spanMs = receiveSpanMs(collected);
     const lat = summarize(concat(collected.map((c) => c.latency)));
     const bySeq = latencyBySeq(collected);
     const join = summarize(concat(connects.map((c) => c.joinMs)));

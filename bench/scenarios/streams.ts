@@ -13,10 +13,12 @@ import { createTasks } from '../lib/targets.ts';
 import {
   connectAll,
   cpuWindow,
+  dbWritesAfterRun,
   defineScenario,
   MB,
   mergeCounts,
   profiled,
+  receiveSpanMs,
   sum,
   topErrors,
   withGenerators,
@@ -141,17 +143,11 @@ export const streams = defineScenario({
         );
         const [m1] = await target.metricsPerProcess(METRICS, 1);
         await Promise.all(children.map((g) => g.request({ cmd: 'close' }, 120_000)));
-        let after: typeof before;
-        if (before) {
-          await sleep(11_000); // PostgreSQL backends flush their statistics at most every 10 s when idle
-          after = await target.dbWrites();
-        }
+        const after = await dbWritesAfterRun(target, before);
 
         const chunks = sum(collected.map((c) => c.outputChunks));
         const events = sum(collected.map((c) => c.events));
-        const firstRecv = Math.min(...collected.filter((c) => c.events > 0).map((c) => c.firstRecv));
-        const lastRecv = Math.max(...collected.map((c) => c.lastRecv));
-        const spanMs = lastRecv - firstRecv;
+        const spanMs = receiveSpanMs(collected);
         const lat = summarize(concat(collected.map((c) => c.latency)));
         const join = summarize(concat(connects.map((c) => c.joinMs)));
         const subs = sum(collected.map((c) => c.subs));

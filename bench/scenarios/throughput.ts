@@ -10,7 +10,7 @@ import type { ThroughputJob, ThroughputResult } from '../generator/main.ts';
 import { bool, type FlagSpec, type FlagValues, int, ms, num } from '../lib/args.ts';
 import { statementCounter } from '../lib/pg.ts';
 import type { Child } from '../lib/procs.ts';
-import { CpuMeter, sleep } from '../lib/procs.ts';
+import { CpuMeter } from '../lib/procs.ts';
 import type { Figures } from '../lib/report.ts';
 import { concat, summarize } from '../lib/stats.ts';
 import { type DbWrites, startCeiling } from '../lib/targets.ts';
@@ -20,6 +20,7 @@ import {
   busFigures,
   type Ctx,
   cpuWindow,
+  dbWritesAfterRun,
   defineScenario,
   type Measured,
   mergeCounts,
@@ -176,8 +177,7 @@ export const throughput = defineScenario({
         // The peer counts the completions its worker saw and those QueueEvents relayed to rooms.
         const peerStats = target.mode === 'socketio' ? await target.stats() : undefined;
         const pickup = await target.pickupMs();
-        if (before) await sleep(11_000); // PostgreSQL backends flush their statistics at most every 10 s when idle
-        const after = before ? await target.dbWrites() : undefined;
+        const after = await dbWritesAfterRun(target, before);
         const statementCount = statements?.count();
         const start = Math.min(...results.map((r) => r.start));
         const lastAccept = Math.max(...results.map((r) => r.lastAccept));
@@ -271,8 +271,7 @@ async function measureCeiling(f: FlagValues<typeof FLAGS>, ctx: Ctx): Promise<Me
     meter.start();
     const r = await ceiling.child.request<CeilingResult>(cmd(f.tasks), 30 * 60_000);
     const m = meter.stop();
-    if (before) await sleep(11_000);
-    const after = before ? await ceiling.dbWrites() : undefined;
+    const after = await dbWritesAfterRun(ceiling, before);
     const statementCount = statements?.count();
     const notes = [
       'graphile-ceiling: bare graphile-worker, no-op task, jobs added with addJobs, localQueue, batched completion; ' +
