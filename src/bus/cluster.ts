@@ -131,6 +131,8 @@ export class Cluster {
   readonly #handlers = new Map<string, RequestHandler>();
   #helloWait: { expect: Set<string>; resolve: () => void } | undefined;
   #nextId = 1;
+  /** How many times a node became this one's peer (see `arrivals`). */
+  #arrivals = 0;
   #up = false;
   #stopped = false;
   #beatTimer: NodeJS.Timeout | undefined;
@@ -163,6 +165,20 @@ export class Cluster {
 
   isPeer(nodeId: string): boolean {
     return this.#peers.has(nodeId);
+  }
+
+  /** True while this node has heard of no other live node. */
+  get alone(): boolean {
+    return this.#peers.size === 0;
+  }
+
+  /**
+   * How many times another node became this one's peer. While this count stays the same and the
+   * node is `alone`, no other node has acted on a task here unseen: a node waits to hear from the
+   * live ones before it claims anything, and they count it as a peer from its hello on.
+   */
+  get arrivals(): number {
+    return this.#arrivals;
   }
 
   stats(): ClusterStats {
@@ -591,6 +607,7 @@ export class Cluster {
     if (!peer) {
       peer = { seen: Date.now(), topics: new Set() };
       this.#peers.set(node, peer);
+      this.#arrivals += 1;
     } else peer.seen = Date.now();
     return peer;
   }

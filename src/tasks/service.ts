@@ -67,6 +67,11 @@ export interface CreateRequest {
   runAt?: unknown;
   /** Do not start for this many milliseconds (not with runAt). */
   delayMs?: unknown;
+  /**
+   * The request body's size in bytes, when known: the node may then keep the new task's row in
+   * memory for the join that usually follows (see Registry `created`).
+   */
+  bodyBytes?: number;
 }
 
 export type CancelResult =
@@ -149,6 +154,10 @@ export class TaskService {
       scheduledAt,
     });
     if (record) {
+      const epoch = this.#aloneEpoch();
+      if (epoch !== undefined && req.bodyBytes !== undefined) {
+        this.#o.registry.rememberCreated(record, req.bodyBytes, epoch);
+      }
       this.#o.onCreated?.(record);
       this.#o.feed.created(record);
       return { task: publicTask(record), created: true };
@@ -253,6 +262,7 @@ export class TaskService {
           return row;
         });
         if (record) {
+          this.#o.registry.forgetCreated(id);
           this.#o.feed.event(record, 'cancelled');
           return { kind: 'accepted', task: publicTask(record) };
         }
@@ -399,9 +409,25 @@ export class TaskService {
   // ---- reading the live state ----
 
   /** This node's actor, else the row, or (when the row says another live node runs it) that node's actor. */
+  /**
+   * While no other node can have claimed or cancelled a task unseen (the bus is up and this node
+   * has no peers, or there is no bus): the cluster's peer-arrival count, which a created task's
+   * remembered row is valid under. Otherwise undefined: rows are read.
+   */
+  #aloneEpoch(): number | undefined {
+    const { pubsub } = this.#o;
+    const cluster = pubsub.cluster;
+    if (!cluster) return 0;
+    return pubsub.available && cluster.alone ? cluster.arrivals : undefined;
+  }
+
   async #current(id: string): Promise<TaskRecord | null> {
-    const live = this.#o.registry.get(id);
+    const { registry } = this.#o;
+    const live = registry.get(id);
     if (live) return live.state;
+    const epoch = this.#aloneEpoch();
+    const created = epoch === undefined ? undefined : registry.created(id, epoch);
+    if (created) return created;
     const row = await getTask(this.#o.pool, id);
     const cluster = this.#o.pubsub.cluster;
     if (!row?.node || row.node === this.#o.nodeId || !cluster?.isPeer(row.node)) return row;

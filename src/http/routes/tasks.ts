@@ -85,6 +85,12 @@ export function decodeCursor(cursor: string): string {
   throw validationFailed([{ field: 'cursor', message: 'is not a cursor this server issued' }]);
 }
 
+/** A request's Content-Length, when it has one (a chunked body has none). */
+function bodyBytes(header: string | undefined): number | undefined {
+  const n = header === undefined ? Number.NaN : Number(header);
+  return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+}
+
 function single(value: unknown): string | undefined {
   return Array.isArray(value)
     ? String(value[value.length - 1])
@@ -185,6 +191,7 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, opt
       delayMs: delay_ms,
       input,
       idempotencyKey,
+      bodyBytes: bodyBytes(request.headers['content-length']),
     });
     reply.code(created ? 201 : 200);
     return task;
