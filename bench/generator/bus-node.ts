@@ -98,7 +98,7 @@ async function start(cmd: StartCmd): Promise<{ pid: number }> {
   const mod = (await import(
     pathToFileURL(path.join(root, 'src/bus/transports/index.ts')).href
   )) as typeof import('../../src/bus/transports/index.ts');
-  transport = mod.createTransport({ ...cmd.transport, log });
+  transport = await mod.createTransport({ ...cmd.transport, log });
   const channels = role === 'subscriber' ? [cmd.channel] : [];
   await transport.start(channels, {
     deliver: role === 'subscriber' ? onDeliver : () => {},

@@ -1,6 +1,6 @@
 // The db part's public face: pool, migrations, the embedded launcher and every statement by name.
 
-export { type EmbeddedPostgres, startEmbeddedPostgres } from './embedded.ts';
+export type { EmbeddedPostgres } from './embedded.ts';
 export { isDatabaseUnavailable } from './errors.ts';
 export { Listener, type ListenerOptions } from './listener.ts';
 export { loadMigrations, migrate, silentQueueLogger } from './migrate.ts';
@@ -47,3 +47,11 @@ export {
 } from './sql/waitReason.ts';
 export { withTransaction } from './transaction.ts';
 export * from './types.ts';
+
+/** Starts the embedded PostgreSQL; its launcher (child processes, readline) loads only when one is wanted. */
+export async function startEmbeddedPostgres(
+  ...args: Parameters<typeof import('./embedded.ts').startEmbeddedPostgres>
+): ReturnType<typeof import('./embedded.ts').startEmbeddedPostgres> {
+  const { startEmbeddedPostgres: start } = await import('./embedded.ts');
+  return start(...args);
+}

@@ -1,7 +1,7 @@
 // Builds the bus transport the configuration names (TASKWIRE_BUS): postgres, nats or redis, on the
 // namespace of this database (processes on one database find each other; others never hear them).
-// The transports load here, on first use: a lone node (the memory bus) never loads them, nor
-// their clients (ioredis, @nats-io/transport-node: a few MB of resident memory).
+// Only the configured transport loads, on first use, with its engine's client: a node on the
+// postgres bus never loads ioredis or @nats-io/transport-node (a few MB of resident memory).
 import type { Logger } from 'pino';
 import type { BusTransport } from '../bus/index.ts';
 import type { Config } from '../config/index.ts';
@@ -11,7 +11,7 @@ export async function createBusTransport(
   databaseUrl: string,
   log: Logger,
 ): Promise<BusTransport> {
-  const { createTransport, defaultNamespace } = await import('../bus/transports/index.ts');
+  const { createTransport, defaultNamespace } = await import('../bus/transports/factory.ts');
   return createTransport({
     kind: config.bus,
     namespace: config.busNamespace ?? defaultNamespace(databaseUrl),

@@ -16,33 +16,41 @@ const { log } = testLogger();
 
 test('createTransport() builds the adapter of each kind and refuses a missing URL', async () => {
   const ns = 'tw0123456789';
-  assert.ok(createTransport({ kind: 'memory', namespace: ns, log }) instanceof MemoryTransport);
+  assert.ok((await createTransport({ kind: 'memory', namespace: ns, log })) instanceof MemoryTransport);
   assert.ok(
-    createTransport({ kind: 'postgres', namespace: ns, log, databaseUrl: 'postgres://h/db' }) instanceof
-      PostgresTransport,
+    (await createTransport({
+      kind: 'postgres',
+      namespace: ns,
+      log,
+      databaseUrl: 'postgres://h/db',
+    })) instanceof PostgresTransport,
   );
   assert.ok(
-    createTransport({ kind: 'nats', namespace: ns, log, natsUrl: 'nats://127.0.0.1:4222' }) instanceof
+    (await createTransport({ kind: 'nats', namespace: ns, log, natsUrl: 'nats://127.0.0.1:4222' })) instanceof
       NatsTransport,
   );
   assert.ok(
-    createTransport({ kind: 'redis', namespace: ns, log, redisUrl: 'redis://127.0.0.1:6379' }) instanceof
-      RedisTransport,
+    (await createTransport({
+      kind: 'redis',
+      namespace: ns,
+      log,
+      redisUrl: 'redis://127.0.0.1:6379',
+    })) instanceof RedisTransport,
   );
   for (const kind of ['postgres', 'nats', 'redis'] as const)
-    assert.throws(
-      () => createTransport({ kind, namespace: ns, log }),
+    await assert.rejects(
+      createTransport({ kind, namespace: ns, log }),
       new RegExp(`the ${kind} transport needs`),
     );
-  assert.throws(
-    () => createTransport({ kind: 'kafka' as never, namespace: ns, log }),
+  await assert.rejects(
+    createTransport({ kind: 'kafka' as never, namespace: ns, log }),
     /unknown transport kind/,
   );
-  assert.throws(() => createTransport({ kind: 'memory', namespace: 'a.b', log }), /namespace must be/);
+  await assert.rejects(createTransport({ kind: 'memory', namespace: 'a.b', log }), /namespace must be/);
 
   const broker = new MemoryBroker();
-  const a = createTransport({ kind: 'memory', namespace: ns, log, broker });
-  const b = createTransport({ kind: 'memory', namespace: ns, log, broker });
+  const a = await createTransport({ kind: 'memory', namespace: ns, log, broker });
+  const b = await createTransport({ kind: 'memory', namespace: ns, log, broker });
   const rb = recorder();
   await a.start([], recorder().handlers);
   await b.start(['all'], rb.handlers);
