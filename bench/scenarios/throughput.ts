@@ -71,6 +71,10 @@ const FLAGS = {
   users: int(1, 'submitting users (one generator process each at most)'),
   serverConcurrency: int(0, 'jobs run at once by the server (0: the server default, 100)'),
   poolSize: int(0, 'taskwire database pool size (0: the default, 10)'),
+  ceilingJobs: int(
+    30_000,
+    'graphile-ceiling: jobs measured (0: --tasks); at ~20,000/s fewer end before the queue reaches its steady rate',
+  ),
   ceilingBatch: int(64, 'graphile-ceiling: jobs per addJobs call'),
   ceilingBacklog: int(1024, 'graphile-ceiling: jobs added but not yet completed, at most'),
   ceilingProducers: int(2, 'graphile-ceiling: addJobs calls in flight at once'),
@@ -261,15 +265,16 @@ async function measureCeiling(f: FlagValues<typeof FLAGS>, ctx: Ctx): Promise<Me
       backlog: f.ceilingBacklog,
       producers: f.ceilingProducers,
     });
+    const jobs = f.ceilingJobs > 0 ? f.ceilingJobs : f.tasks;
     ctx.log(
-      `graphile-ceiling: ${f.warmup} warm-up + ${f.tasks} no-op jobs, addJobs of ${f.ceilingBatch}, backlog ${f.ceilingBacklog}`,
+      `graphile-ceiling: ${f.warmup} warm-up + ${jobs} no-op jobs, addJobs of ${f.ceilingBatch}, backlog ${f.ceilingBacklog}`,
     );
     if (f.warmup > 0) await ceiling.child.request<CeilingResult>(cmd(f.warmup), 10 * 60_000);
     const before = f.dbStats ? await ceiling.dbWrites() : undefined;
     const statements = statementCounter(ceiling.dbName);
     const meter = new CpuMeter(ceiling.child.pid, ['postgres']);
     meter.start();
-    const r = await ceiling.child.request<CeilingResult>(cmd(f.tasks), 30 * 60_000);
+    const r = await ceiling.child.request<CeilingResult>(cmd(jobs), 30 * 60_000);
     const m = meter.stop();
     const after = await dbWritesAfterRun(ceiling, before);
     const statementCount = statements?.count();
@@ -294,7 +299,7 @@ async function measureCeiling(f: FlagValues<typeof FLAGS>, ctx: Ctx): Promise<Me
         tasks: r.completed,
         completed_per_s: (r.completed / r.ms) * 1000,
         completed_per_s_by_last_return: (r.completed / r.lastDoneMs) * 1000,
-        failures: r.completed === f.tasks && r.jobsLeft === 0 ? 0 : f.tasks - r.completed + r.jobsLeft,
+        failures: r.completed === jobs && r.jobsLeft === 0 ? 0 : jobs - r.completed + r.jobsLeft,
         add_jobs_calls: r.addCalls,
         ...window,
         ...cpuPerTask(window, r.completed),

@@ -153,7 +153,7 @@ const EXTRA: Record<string, Array<{ target: string; args: string[]; expect: type
       // 2,000 no-op jobs (a few tenths of a second): 20 cost ~1.5 ms of CPU, under /proc's 10 ms tick,
       // and read as 0 (seen in a full run).
       target: 'graphile-ceiling',
-      args: ['--tasks', '2000'],
+      args: ['--ceiling-jobs', '2000'],
       expect: {
         completed_per_s: (v) => typeof v === 'number' && v > 0,
         failures: (v) => v === 0,
