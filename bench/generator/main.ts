@@ -120,6 +120,8 @@ export interface ThroughputJob {
    * So a completion the server never sends costs a lane this long, not the whole timeout.
    */
   laneReleaseMs?: number;
+  /** phoenix mode: the lean client (see LeanPhoenixConn) instead of `ws`. */
+  lean?: boolean;
 }
 
 export interface ThroughputResult {
@@ -426,7 +428,12 @@ async function throughput(job: ThroughputJob): Promise<ThroughputResult> {
   const mine: Conn[] = [];
   for (let i = 0; i < socketCount; i++) {
     const conn = makeConn(
-      { mode: job.mode, url: job.mode === 'phoenix' ? job.wsUrl : job.httpUrl, token: job.token },
+      {
+        mode: job.mode,
+        url: job.mode === 'phoenix' ? job.wsUrl : job.httpUrl,
+        token: job.token,
+        lean: job.lean,
+      },
       rec,
       stats,
     );

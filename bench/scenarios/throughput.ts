@@ -7,7 +7,7 @@
 // bench/peers/graphile-ceiling), the most the queue under taskwire does on this machine.
 
 import type { ThroughputJob, ThroughputResult } from '../generator/main.ts';
-import { bool, type FlagSpec, type FlagValues, int, ms, num } from '../lib/args.ts';
+import { bool, type FlagSpec, type FlagValues, int, ms, num, str } from '../lib/args.ts';
 import { statementCounter } from '../lib/pg.ts';
 import type { Child } from '../lib/procs.ts';
 import { CpuMeter } from '../lib/procs.ts';
@@ -69,6 +69,11 @@ const FLAGS = {
       'if it ends before --task-timeout), so an end the server never sends does not stall a slot (0: wait)',
   ),
   users: int(1, 'submitting users (one generator process each at most)'),
+  genClient: str<'lean' | 'ws'>(
+    'lean',
+    "taskwire: the generator's Phoenix client, lean (a net socket read in place, see fanout) or ws",
+    ['lean', 'ws'],
+  ),
   serverConcurrency: int(0, 'jobs run at once by the server (0: the server default, 100)'),
   poolSize: int(0, 'taskwire database pool size (0: the default, 10)'),
   ceilingJobs: int(
@@ -169,6 +174,7 @@ export const throughput = defineScenario({
                   body: { steps: f.steps, interval_ms: f.intervalMs },
                   taskTimeoutMs: f.taskTimeout,
                   laneReleaseMs: f.laneRelease,
+                  lean: f.genClient === 'lean',
                 } satisfies Omit<ThroughputJob, 'id'>,
                 f.taskTimeout + 30 * 60_000,
               ),
