@@ -14,6 +14,8 @@ import type { BusTransport } from './transport.ts';
 
 const ALL = 'all';
 const STATE_CHUNK = 500;
+/** Events queued for one node past which they leave at once, mid-turn (see #push). */
+const CHUNK = 256;
 const RESOLVED = Promise.resolve();
 const CLASSES: ReadonlySet<string> = new Set(['latest', 'always', 'ordered']);
 
@@ -322,8 +324,15 @@ export class Cluster {
 
   #push(channel: string, text: string): void {
     const box = this.#outbox.get(channel);
-    if (box) box.push(text);
-    else this.#outbox.set(channel, [text]);
+    if (!box) this.#outbox.set(channel, [text]);
+    else if (box.push(text) >= CHUNK && channel !== ALL && this.#up) {
+      // A burst leaves in chunks while it is produced (the transport sends a chunk at once), so
+      // the node it goes to starts on the first events instead of waiting for the whole turn.
+      // Not `all`: interest queued this turn must go ahead of what is queued there (see #flush).
+      this.#outbox.delete(channel);
+      this.#t.publish(channel, box);
+      return;
+    }
     this.#queueFlush();
   }
 
