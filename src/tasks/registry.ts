@@ -26,6 +26,8 @@ export class Registry {
    */
   readonly #created = new Map<string, Created>();
   #createdBytes = 0;
+  /** Tasks being created here whose row may be remembered once written (see `expectCreated`). */
+  readonly #creating = new Set<string>();
 
   get size(): number {
     return this.#actors.size;
@@ -45,6 +47,7 @@ export class Registry {
 
   /** Registers `actor` for its task, replacing any earlier one. */
   register(actor: TaskActor): void {
+    this.#creating.delete(actor.id);
     this.forgetCreated(actor.id);
     this.#actors.set(actor.id, actor);
   }
@@ -54,9 +57,17 @@ export class Registry {
     if (this.#actors.get(actor.id) === actor) this.#actors.delete(actor.id);
   }
 
+  /**
+   * A task is about to be created here: its row may be remembered once written, unless an
+   * attempt of it starts here first (the create's reply can come after the queue's wake-up).
+   */
+  expectCreated(id: string): void {
+    if (this.#creating.size < CREATED_MAX_ENTRIES) this.#creating.add(id);
+  }
+
   /** Remembers a task this node just created (`bytes`: its request body's size) while peers stay at `epoch`. */
   rememberCreated(record: TaskRecord, bytes: number, epoch: number): void {
-    if (bytes > CREATED_MAX_BYTES || this.#actors.has(record.task_id)) return;
+    if (!this.#creating.delete(record.task_id) || bytes > CREATED_MAX_BYTES) return;
     this.forgetCreated(record.task_id);
     this.#created.set(record.task_id, { record, bytes, epoch });
     this.#createdBytes += bytes;
@@ -76,8 +87,9 @@ export class Registry {
     return undefined;
   }
 
-  /** Stops answering for a created task (it started, or ended, here). */
+  /** Stops answering for a created task (it started, or ended, here, or its create failed). */
   forgetCreated(id: string): void {
+    this.#creating.delete(id);
     const entry = this.#created.get(id);
     if (!entry) return;
     this.#created.delete(id);

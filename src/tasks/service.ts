@@ -143,21 +143,29 @@ export class TaskService {
     if (fields) throw new InputError(fields);
     const { priority, scheduledAt } = this.#scheduling(req);
     const maxAttempts = req.maxAttempts ?? type.maxAttempts ?? this.#o.defaultMaxAttempts;
-    const record = await this.#creates.submit({
-      id: uuidv7(),
-      owner: req.owner,
-      type: typeName,
-      input: req.input,
-      maxAttempts,
-      idempotencyKey: req.idempotencyKey ?? null,
-      priority,
-      scheduledAt,
-    });
+    const id = uuidv7();
+    // Taken before the write: a node that becomes a peer meanwhile voids the remembered row.
+    const epoch = req.bodyBytes === undefined ? undefined : this.#aloneEpoch();
+    const { registry } = this.#o;
+    if (epoch !== undefined) registry.expectCreated(id);
+    const record = await this.#creates
+      .submit({
+        id,
+        owner: req.owner,
+        type: typeName,
+        input: req.input,
+        maxAttempts,
+        idempotencyKey: req.idempotencyKey ?? null,
+        priority,
+        scheduledAt,
+      })
+      .catch((err: unknown) => {
+        registry.forgetCreated(id);
+        throw err;
+      });
+    if (record && epoch !== undefined) registry.rememberCreated(record, req.bodyBytes!, epoch);
+    else registry.forgetCreated(id);
     if (record) {
-      const epoch = this.#aloneEpoch();
-      if (epoch !== undefined && req.bodyBytes !== undefined) {
-        this.#o.registry.rememberCreated(record, req.bodyBytes, epoch);
-      }
       this.#o.onCreated?.(record);
       this.#o.feed.created(record);
       return { task: publicTask(record), created: true };

@@ -179,6 +179,34 @@ describe('Registry and Supervisor', () => {
     assert.equal(registry.size, 0);
   });
 
+  test('a created row is remembered only while no attempt of it started here, and only at its epoch', () => {
+    const { feed } = topics();
+    const registry = new Registry();
+    const row = record({ status: 'queued', seq: 0 });
+    // The create's reply came after the queue's wake-up: the attempt registered first wins.
+    registry.expectCreated(ID);
+    const actor = actorWith(feed).actor;
+    registry.register(actor);
+    registry.rememberCreated(row, 100, 0);
+    assert.equal(registry.created(ID, 0), undefined, 'not remembered once an attempt started');
+    registry.unregister(actor);
+    // The usual order: remembered, then answered, then forgotten when the attempt registers.
+    registry.expectCreated(ID);
+    registry.rememberCreated(row, 100, 0);
+    assert.equal(registry.created(ID, 1), undefined, 'another epoch: a peer was seen since');
+    registry.expectCreated(ID);
+    registry.rememberCreated(row, 100, 0);
+    assert.equal(registry.created(ID, 0), row);
+    registry.register(actorWith(feed).actor);
+    assert.equal(registry.created(ID, 0), undefined);
+    // Not expected (created elsewhere, or before), not remembered; bounded by bytes.
+    registry.rememberCreated(record({ task_id: 'other' }), 100, 0);
+    assert.equal(registry.created('other', 0), undefined);
+    registry.expectCreated('big');
+    registry.rememberCreated(record({ task_id: 'big' }), 64 * 1024 * 1024, 0);
+    assert.equal(registry.createdSize, 0);
+  });
+
   test('a crashed actor: local subscribers are lost, a fresh actor takes over from the row with seq never lower', async () => {
     const { feed } = topics();
     const registry = new Registry();
