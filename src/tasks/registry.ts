@@ -47,7 +47,6 @@ export class Registry {
 
   /** Registers `actor` for its task, replacing any earlier one. */
   register(actor: TaskActor): void {
-    this.#creating.delete(actor.id);
     this.forgetCreated(actor.id);
     this.#actors.set(actor.id, actor);
   }

@@ -416,7 +416,6 @@ export class TaskService {
 
   // ---- reading the live state ----
 
-  /** This node's actor, else the row, or (when the row says another live node runs it) that node's actor. */
   /**
    * While no other node can have claimed or cancelled a task unseen (the bus is up and this node
    * has no peers, or there is no bus): the cluster's peer-arrival count, which a created task's
@@ -429,6 +428,10 @@ export class TaskService {
     return pubsub.available && cluster.alone ? cluster.arrivals : undefined;
   }
 
+  /**
+   * This node's actor, else (on a node alone) the row it created for a task not started yet, else
+   * the row, or (when the row says another live node runs it) that node's actor.
+   */
   async #current(id: string): Promise<TaskRecord | null> {
     const { registry } = this.#o;
     const live = registry.get(id);

@@ -160,7 +160,7 @@ export function conformance(name: string, engine: () => EngineUnderTest): void {
         for (let i = 0; i < 1000; i++) a.transport.publish('all', [`{"i":${i},"event":"progress","p":0.5}`]);
         await b.rec.until(() => b.rec.on('all').length === 1000, '1,000 messages');
         // A publisher counts a frame (and its bytes) once the engine has acknowledged it, which may
-        // be after delivery; a burst leaves in chunks (the outbox's flushAt), acknowledged apart.
+        // be after delivery; a burst leaves in chunks (the outbox's FLUSH_AT), acknowledged apart.
         const out = await waitFor(() => {
           const s = a.transport.stats();
           const done = s.messagesOut - before.messagesOut === 1000 && s.bytesOut - before.bytesOut > 30_000;

@@ -30,14 +30,13 @@ export interface OutboxOptions {
   send(frames: OutFrame[]): void | Promise<void>;
   /** Messages queued at most while a send is in flight (default 200,000); past it push() refuses. */
   maxQueued?: number;
-  /**
-   * Messages queued that are sent at once rather than at the end of the loop turn (default 256):
-   * a burst published in one turn then leaves in chunks while the rest is still being produced,
-   * so the receiving node starts on the first chunk instead of waiting for the whole burst.
-   */
-  flushAt?: number;
 }
 
+/**
+ * Messages queued that are sent at once rather than at the end of the loop turn: a burst
+ * published in one turn then leaves in chunks while the rest is still being produced, so the
+ * receiving node starts on the first chunk instead of waiting for the whole burst.
+ */
 const FLUSH_AT = 256;
 
 export class Outbox {
@@ -73,7 +72,7 @@ export class Outbox {
     }
     for (const m of messages) queue.push(m);
     this.#queued += messages.length;
-    if (this.#queued >= (this.#o.flushAt ?? FLUSH_AT) && !this.#inflight) {
+    if (this.#queued >= FLUSH_AT && !this.#inflight) {
       this.#flush();
       return 0;
     }
