@@ -3,10 +3,11 @@
 // and window-scoped CPU profiles.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import type { ConnectResult, SocketPlan } from '../generator/main.ts';
+import type { CollectResult, ConnectResult, SocketPlan } from '../generator/main.ts';
 import type { FlagSpec, FlagValues } from '../lib/args.ts';
 import { type Child, CpuMeter, nofileHardLimit, sleep, spawnNode } from '../lib/procs.ts';
 import type { Figures, Goal } from '../lib/report.ts';
+import { concat, summarize } from '../lib/stats.ts';
 import {
   BENCH_DIR,
   RESULTS_DIR,
@@ -208,12 +209,25 @@ export async function dbWritesAfterRun<W>(
 }
 
 /** From the first event any generator received to the last, in ms (the delivery rate's span). */
-export function receiveSpanMs(
-  collected: Array<{ events: number; firstRecv: number; lastRecv: number }>,
-): number {
+function receiveSpanMs(collected: CollectResult[]): number {
   const firstRecv = Math.min(...collected.filter((c) => c.events > 0).map((c) => c.firstRecv));
   const lastRecv = Math.max(...collected.map((c) => c.lastRecv));
   return lastRecv - firstRecv;
+}
+
+/** What the subscribing scenarios sum over their generators: events received, joins, subscriptions. */
+export function receiveTotals(collected: CollectResult[], connects: ConnectResult[]) {
+  return {
+    events: sum(collected.map((c) => c.events)),
+    spanMs: receiveSpanMs(collected),
+    latency: summarize(concat(collected.map((c) => c.latency))),
+    join: summarize(concat(connects.map((c) => c.joinMs))),
+    subs: sum(collected.map((c) => c.subs)),
+    complete: sum(collected.map((c) => c.subsComplete)),
+    byName: mergeCounts(collected.map((c) => c.byName)),
+    joinFailures: sum(connects.map((c) => c.joinFailures)),
+    connectFailures: sum(connects.map((c) => c.connectFailures)),
+  };
 }
 
 /** CPU of the server and its store over a window, with the generators' own CPU. */

@@ -11,7 +11,6 @@ import { type EngineProcess, startNatsServer, startRedisServer } from '../lib/en
 import { createDatabase } from '../lib/pg.ts';
 import { CpuMeter, cpuMs, machineBusyPct, sleep, waitFor } from '../lib/procs.ts';
 import type { Figures, Goal } from '../lib/report.ts';
-import { concat, summarize } from '../lib/stats.ts';
 import { createTasks, type RunningTarget, startTaskwire, type TargetName } from '../lib/targets.ts';
 import {
   busCounters,
@@ -25,7 +24,7 @@ import {
   type Measured,
   mergeCounts,
   profiled,
-  receiveSpanMs,
+  receiveTotals,
   socketsPerGenerator,
   sum,
   topErrors,
@@ -203,20 +202,22 @@ async function runShape(
     await Promise.all(children.map((g) => g.request({ cmd: 'close' }, 120_000)));
     const after = await dbWritesAfterRun(target, before);
 
-    const events = sum(collected.map((c) => c.events));
-    const spanMs = receiveSpanMs(collected);
-    const lat = summarize(concat(collected.map((c) => c.latency)));
+    const {
+      events,
+      spanMs,
+      latency: lat,
+      join,
+      subs,
+      complete,
+      byName,
+      joinFailures,
+      connectFailures,
+    } = receiveTotals(collected, connects);
     const bySeq = latencyBySeq(collected);
-    const join = summarize(concat(connects.map((c) => c.joinMs)));
-    const subs = sum(collected.map((c) => c.subs));
-    const complete = sum(collected.map((c) => c.subsComplete));
     const missing = sum(collected.map((c) => c.missing));
     const dups = sum(collected.map((c) => c.dups));
-    const joinFailures = sum(connects.map((c) => c.joinFailures));
-    const connectFailures = sum(connects.map((c) => c.connectFailures));
     const closes = sum(collected.map((c) => c.stats.unexpectedCloses));
     const seqErrors = missing + dups + (subs - complete) + joinFailures + connectFailures;
-    const byName = mergeCounts(collected.map((c) => c.byName));
     const progressUpdates = f.tasks * f.steps;
     const notes: string[] = [];
     if (joinSlackMs < 0)

@@ -8,7 +8,6 @@ import type { CollectResult, CutResult, SocketPlan, VerifyResult } from '../gene
 import { bool, int, ms, str } from '../lib/args.ts';
 import { sleep } from '../lib/procs.ts';
 import type { Figures } from '../lib/report.ts';
-import { concat, summarize } from '../lib/stats.ts';
 import { createTasks } from '../lib/targets.ts';
 import {
   connectAll,
@@ -18,7 +17,7 @@ import {
   MB,
   mergeCounts,
   profiled,
-  receiveSpanMs,
+  receiveTotals,
   sum,
   topErrors,
   withGenerators,
@@ -146,18 +145,13 @@ export const streams = defineScenario({
         const after = await dbWritesAfterRun(target, before);
 
         const chunks = sum(collected.map((c) => c.outputChunks));
-        const events = sum(collected.map((c) => c.events));
-        const spanMs = receiveSpanMs(collected);
-        const lat = summarize(concat(collected.map((c) => c.latency)));
-        const join = summarize(concat(connects.map((c) => c.joinMs)));
-        const subs = sum(collected.map((c) => c.subs));
-        const complete = sum(collected.map((c) => c.subsComplete));
+        const totals = receiveTotals(collected, connects);
+        const { events, spanMs, latency: lat, join, subs, complete, byName } = totals;
         const missing = sum(collected.map((c) => c.outputMissing));
         const dups = sum(collected.map((c) => c.outputDups));
         const bad = sum(collected.map((c) => c.outputBad));
-        const joinFailures = sum(connects.map((c) => c.joinFailures + c.connectFailures));
+        const joinFailures = totals.joinFailures + totals.connectFailures;
         const seqErrors = sum(collected.map((c) => c.missing + c.dups)) + (subs - complete) + joinFailures;
-        const byName = mergeCounts(collected.map((c) => c.byName));
         const mismatched = sum(verified.map((v) => v.mismatched));
         const notes: string[] = [];
         if (slack < 0) notes.push(`joins finished ${-slack} ms after the first chunk; raise --gate`);

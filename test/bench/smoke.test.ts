@@ -14,43 +14,22 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
 const results = mkdtempSync(path.join(os.tmpdir(), 'taskwire-bench-smoke-'));
 after(() => rmSync(results, { recursive: true, force: true }));
 
+/** The tiny fan-out (2 tasks x 3 subscribers x 5 steps), with the start gate its setup needs. */
+function fanoutSize(gate: string): string[] {
+  return ['--tasks', '2', '--subs', '3', '--steps', '5', '--interval', '10', '--gate', gate, '--no-db-stats'];
+}
+
 // Start gates and --live leave room for a machine loaded by the rest of the suite: every join must be
 // done before step 1 (a late join misses events and fails the seq check), seen at 700 ms in a full run.
 const SIZES: Record<string, string[]> = {
   throughput: ['--tasks', '20', '--warmup', '5', '--concurrency', '4', '--no-db-stats'],
-  fanout: [
-    '--tasks',
-    '2',
-    '--subs',
-    '3',
-    '--steps',
-    '5',
-    '--interval',
-    '10',
-    '--gate',
-    '2500',
-    '--no-db-stats',
-  ],
+  fanout: fanoutSize('2500'),
   sockets: ['--sockets', '20', '--tasks', '2', '--users', '2', '--hold', '300', '--settle', '200'],
   actors: ['--tasks', '10', '--live', '4000', '--linger', '200', '--warmup', '3'],
   // Three transports, one windowed run each (the fixed-rate run is the same code with a timer).
   bus: ['--duration', '300', '--warmup', '100', '--rate', '0', '--window', '500', '--pair-retries', '0'],
   // Two taskwire processes: the jobs on one, the subscribers on the other (one bus: a few seconds).
-  'fanout --nodes 2': [
-    '--bus',
-    'postgres',
-    '--tasks',
-    '2',
-    '--subs',
-    '3',
-    '--steps',
-    '5',
-    '--interval',
-    '10',
-    '--gate',
-    '3000',
-    '--no-db-stats',
-  ],
+  'fanout --nodes 2': ['--bus', 'postgres', ...fanoutSize('3000')],
   // Streamed output, every socket cut mid-stream and resumed from last + 1.
   streams: [
     '--tasks',
