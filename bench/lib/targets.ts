@@ -3,11 +3,21 @@
 // BullMQ peer, on PostgreSQL (a fresh database) or on the machine's Redis. All get the probe
 // preloaded (memory after GC over IPC). (The graphile-worker ceiling is no server: see
 // bench/peers/graphile-ceiling.)
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { transformSync } from 'esbuild';
 import pg from 'pg';
 import type { Mode } from '../generator/conns.ts';
 import { BENCH_SECRET, mintToken } from './auth.ts';
@@ -43,7 +53,22 @@ export const BENCH_DIR = path.join(ROOT, 'bench');
 export const RESULTS_DIR = process.env.BENCH_RESULTS_DIR
   ? path.resolve(process.env.BENCH_RESULTS_DIR)
   : path.join(BENCH_DIR, 'results');
-const PROBE = path.join(BENCH_DIR, 'lib/probe.ts');
+/**
+ * The probe as JavaScript, transpiled once into the temp directory: preloading the .ts file would
+ * make Node load its type stripper (14-16 MB of WebAssembly) into a server that otherwise has none
+ * (the build, `--from dist`), and the memory figures would count the probe's cost as the server's.
+ */
+const PROBE = (() => {
+  const source = readFileSync(path.join(BENCH_DIR, 'lib/probe.ts'), 'utf8');
+  const hash = createHash('sha1').update(source).digest('hex').slice(0, 12);
+  const file = path.join(tmpdir(), `taskwire-bench-probe-${hash}.mjs`);
+  if (!existsSync(file)) {
+    const tmp = `${file}.${process.pid}`;
+    writeFileSync(tmp, transformSync(source, { loader: 'ts', format: 'esm', target: 'node22' }).code);
+    renameSync(tmp, file);
+  }
+  return file;
+})();
 /** The taskwire checkout to run (experiments: BENCH_TASKWIRE_ROOT=/path/to/a/worktree). */
 const TASKWIRE_ROOT = process.env.BENCH_TASKWIRE_ROOT ? path.resolve(process.env.BENCH_TASKWIRE_ROOT) : ROOT;
 /**

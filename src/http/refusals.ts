@@ -2,11 +2,16 @@
 // (unknown method, bad framing, oversized headers, timeouts), what Fastify's router refuses (bad
 // percent-encoding, over-long params), unknown paths (404) and known paths with another method
 // (405 with Allow). It must not know any route's own logic.
-import { type IncomingMessage, STATUS_CODES } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { type ErrorCode, HttpError } from './errors.ts';
+
+// Not `import { STATUS_CODES } from 'node:http'`: an ES import of node:http builds the module's
+// namespace, which reads its lazy WebSocket/MessageEvent/CloseEvent getters and so loads undici
+// (about 1.5 MB resident in an idle server that never uses it). The CommonJS object has no facade.
+const { STATUS_CODES } = process.getBuiltinModule('node:http');
 
 /** Methods a route may answer; OPTIONS is asked separately (CORS answers it on every path). */
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH'] as const;

@@ -1,6 +1,6 @@
 // What a server loads at start is what it uses: on the postgres bus (the default with a database)
 // neither the NATS nor the Redis client loads, nor the embedded PostgreSQL, the CLI's client
-// commands or the client SDK. Each costs resident memory that an idle server keeps (issue 14).
+// commands, the client SDK or Node's own fetch (undici, which an ES import of node:http loads). Each costs resident memory that an idle server keeps (issue 14).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
@@ -45,6 +45,7 @@ test('a server on the postgres bus loads neither the NATS nor the Redis client',
     'src/bus/transports/redis.ts',
     'src/db/embedded.ts',
     'src/client/index.ts',
+    'node:internal/deps/undici/undici',
   ]) {
     assert.ok(!loaded.includes(unused), `${unused} is not loaded at start`);
   }
