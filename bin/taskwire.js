@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-// The `taskwire` command. A checkout runs its build (dist/, which `npm install` makes) while no
-// file under src/ is newer than it, else its TypeScript sources directly on Node >= 22.18 (type
-// stripping: the same code, but 14-16 MB more resident memory for a server, mostly the stripper's
-// WebAssembly); started by an older Node, it runs itself again on the Node 24 that npm installed,
-// as a child it passes signals to. An installed package runs the JavaScript built into dist/
-// (Node does not strip types under node_modules).
+// The `taskwire` command. A checkout runs its build (dist/bundle, the server bundled by
+// scripts/build-server.ts, which `npm install` makes) while no file under src/ is newer than it,
+// else its TypeScript sources directly on Node >= 22.18 (type stripping: the same code, but about
+// 30 MB more resident memory for a server: the stripper's WebAssembly, and ~1,500 module files
+// instead of one bundle); started by an older Node, it runs itself again on the Node 24 that npm
+// installed, as a child it passes signals to. An installed package runs the bundle (Node does not
+// strip types under node_modules).
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -15,11 +16,11 @@ const checkout =
   existsSync(path.join(root, 'src', 'cli', 'main.ts')) && !root.split(path.sep).includes('node_modules');
 
 /**
- * dist/cli/main.js when the build is at least as new as every file and directory under src/ (an
+ * dist/bundle/main.js when the build is at least as new as every file and directory under src/ (an
  * edit, a checkout or a deleted file makes it stale); undefined otherwise.
  */
 function freshBuild() {
-  const built = path.join(root, 'dist', 'cli', 'main.js');
+  const built = path.join(root, 'dist', 'bundle', 'main.js');
   let builtAt;
   try {
     builtAt = statSync(built).mtimeMs;
@@ -65,7 +66,7 @@ function runOn(node) {
 }
 
 if (!checkout) {
-  await import('../dist/cli/main.js');
+  await import('../dist/bundle/main.js');
 } else {
   const [major, minor] = process.versions.node.split('.').map(Number);
   if (major < 22 || (major === 22 && minor < 18)) {

@@ -1,13 +1,18 @@
-// Builds the publishable package: dist/ holds JavaScript and type declarations compiled from
-// src/ (tsc, tsconfig.build.json), plus the SQL migrations it reads at run time, and the web
-// dashboard bundled by esbuild into dist/dashboard (scripts/build-dashboard.ts). Node refuses to
-// strip types from files under node_modules, so an installed taskwire runs from dist/; a
-// checkout runs src/ directly and needs no build.
+// Builds the publishable package into dist/:
+// - the server bundled by esbuild into dist/bundle (scripts/build-server.ts): what the `taskwire`
+//   command runs and what `import 'taskwire'` loads;
+// - JavaScript and type declarations compiled from src/ by tsc (tsconfig.build.json): the
+//   declarations, and the client SDK and React hook modules;
+// - the SQL migrations the server reads at run time;
+// - the web dashboard bundled into dist/dashboard (scripts/build-dashboard.ts).
+// Node refuses to strip types from files under node_modules, so an installed taskwire runs from
+// dist/; a checkout runs its build while it is fresh, else src/ directly (bin/taskwire.js).
 // Usage: node scripts/build.ts [outDir]   (default: dist)
 import { execFileSync } from 'node:child_process';
 import { cpSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { buildDashboard } from './build-dashboard.ts';
+import { buildServer } from './build-server.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const out = path.resolve(root, process.argv[2] ?? 'dist');
@@ -21,4 +26,5 @@ cpSync(path.join(root, 'src/db/migrations'), path.join(out, 'db/migrations'), {
   recursive: true,
   filter: (file) => !file.endsWith('.ts'),
 });
+await buildServer(path.join(out, 'bundle'));
 await buildDashboard(path.join(out, 'dashboard'));

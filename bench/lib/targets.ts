@@ -73,9 +73,14 @@ const PROBE = (() => {
 const TASKWIRE_ROOT = process.env.BENCH_TASKWIRE_ROOT ? path.resolve(process.env.BENCH_TASKWIRE_ROOT) : ROOT;
 /**
  * The script started in that checkout (BENCH_TASKWIRE_ENTRY, relative to it): `bin/taskwire.js`, which
- * runs a checkout's TypeScript sources, or e.g. `dist/cli/main.js`, the build.
+ * runs a checkout's fresh build or else its TypeScript sources, or e.g. `dist/bundle/main.js`, the
+ * build. Alternatives separated by `|` name the first that exists there (a tree from before the
+ * server was bundled has `dist/cli/main.js` only).
  */
-const TASKWIRE_ENTRY = () => process.env.BENCH_TASKWIRE_ENTRY || 'bin/taskwire.js';
+export function taskwireEntry(root: string): string {
+  const choices = (process.env.BENCH_TASKWIRE_ENTRY || 'bin/taskwire.js').split('|');
+  return choices.find((entry) => existsSync(path.join(root, entry))) ?? (choices[0] as string);
+}
 /** Extra node flags for the server under test (BENCH_SERVER_NODE_ARGS, space-separated). */
 const SERVER_NODE_ARGS = () => (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
 /** The bench task module of the checkout under test (so it imports that checkout's defineTask). */
@@ -368,8 +373,10 @@ export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> 
   };
   let child: Child;
   let httpUrl: string;
+  let entry: string;
   try {
-    child = spawnNode(path.join(root, TASKWIRE_ENTRY()), ['start'], {
+    entry = taskwireEntry(root);
+    child = spawnNode(path.join(root, entry), ['start'], {
       env,
       nodeArgs: nodeArgs(Boolean(opts.cpuProf), profileDir),
       nofile: opts.nofile ?? nofileHardLimit(),
@@ -384,7 +391,7 @@ export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> 
   }
   const port = Number(new URL(httpUrl).port);
   opts.log(
-    `taskwire pid ${child.pid} on :${port}${root !== ROOT ? ` from ${root}` : ''}, ` +
+    `taskwire pid ${child.pid} on :${port}${root !== ROOT ? ` from ${root}` : ''} (${entry}), ` +
       `database ${db.name}, log ${path.relative(ROOT, logFile)}`,
   );
   const http = new HttpClient(httpUrl, { maxSockets: 64 });

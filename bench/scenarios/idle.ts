@@ -4,8 +4,9 @@
 // that send nothing). RSS is VmRSS of /proc/<pid>/status, as the process stands (no GC forced
 // before it: a real server gets none either), split into anonymous and file-backed pages (the
 // node binary's pages are most of the latter); the heap figures come from the probe at the same
-// moments, and once more after a full GC at the end. `--from dist` runs the build
-// (dist/cli/main.js) instead of the TypeScript sources (src/cli/main.ts).
+// moments, and once more after a full GC at the end. `--from dist` runs the build (the bundled
+// server, dist/bundle/main.js; dist/cli/main.js in a tree from before the bundle) instead of the
+// TypeScript sources (src/cli/main.ts).
 
 import type { ConnectResult, SocketPlan } from '../generator/main.ts';
 import { int, ms, str } from '../lib/args.ts';
@@ -14,7 +15,10 @@ import { createTasks, type Probe } from '../lib/targets.ts';
 import { defineScenario, MB, split, sum, withGenerators, withTarget } from './common.ts';
 
 // bin/taskwire.js runs a checkout's build when it is fresh: the sources are named directly.
-const ENTRIES: Record<'src' | 'dist', string> = { src: 'src/cli/main.ts', dist: 'dist/cli/main.js' };
+const ENTRIES: Record<'src' | 'dist', string> = {
+  src: 'src/cli/main.ts',
+  dist: 'dist/bundle/main.js|dist/cli/main.js',
+};
 
 function memory(prefix: string, p: Probe): Record<string, number | null> {
   const mb = (v: number | undefined) => (v === undefined ? null : Number((v / MB).toFixed(1)));
@@ -39,7 +43,7 @@ export const idle = defineScenario({
     settle: ms(3000, 'pause after /readyz and after the last join before reading memory'),
     from: str<'src' | 'dist'>(
       'src',
-      'src: src/cli/main.ts (TypeScript sources, type stripping); dist: dist/cli/main.js',
+      'src: src/cli/main.ts (TypeScript sources, type stripping); dist: dist/bundle/main.js, the build',
       ['src', 'dist'],
     ),
     connectConcurrency: int(100, 'sockets being opened and joined at once'),
@@ -107,7 +111,7 @@ export const idle = defineScenario({
           await gen.request({ cmd: 'close' }, 120_000);
           return {
             notes: [
-              `server started from ${entry}; RSS read as the process stands, heap "after GC" after two full GCs`,
+              `server started from ${entry.replace('|', ' (else ')}${entry.includes('|') ? ')' : ''}; RSS read as the process stands, heap "after GC" after two full GCs`,
             ],
             figures: {
               from: f.from,

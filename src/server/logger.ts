@@ -1,6 +1,8 @@
 // The process logger: pino JSON lines (pretty when asked), with tokens redacted from URLs and
 // authorization headers never logged.
+import { createRequire } from 'node:module';
 import pino, { type Logger } from 'pino';
+import type PinoPretty from 'pino-pretty';
 import type { Config } from '../config/index.ts';
 
 /** Replaces the value of every `token` query parameter (JWTs and LongPoll session tokens). */
@@ -27,10 +29,11 @@ export function createLogger(
   };
   if (destination) return pino(options, destination);
   if (config.logPretty) {
-    return pino({
-      ...options,
-      transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'HH:MM:ss.l' } },
-    });
+    // A stream in this thread rather than pino's worker-thread transport: pretty lines are for a
+    // person at a terminal, and the transport would need pino's worker files on disk, which the
+    // bundled server (dist/bundle) does not keep. Loaded only when asked for.
+    const pretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
+    return pino(options, pretty({ colorize: true, translateTime: 'HH:MM:ss.l', sync: true }));
   }
   return pino(options);
 }

@@ -4,13 +4,15 @@
 // declarations. Node refuses to strip types under node_modules, so this is what proves that the
 // built dist/ is complete.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { CLONE_ENGINES, PUBLISHED_ENGINES, publishedManifest } from '../../scripts/publish-manifest.ts';
+import { Tokens } from '../../src/auth/index.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { TEST_SECRET } from '../helpers/server.ts';
 
@@ -94,8 +96,9 @@ test('the tarball holds the built package, not the sources or the tests', () => 
     'dist/client/index.js',
     'dist/react/index.js',
     'dist/react/index.d.ts',
-    'dist/cli/main.js',
-    'dist/db/migrations/001_tasks.sql',
+    'dist/bundle/main.js',
+    'dist/bundle/index.js',
+    'dist/bundle/migrations/001_tasks.sql',
     'dist/dashboard/index.html',
     'dist/dashboard/app.js',
     'dist/dashboard/app.css',
@@ -121,6 +124,132 @@ test('the installed CLI runs from dist/ and mints a token', async () => {
     },
   );
   assert.match(stdout.trim(), /^[\w-]+\.[\w-]+\.[\w-]+$/);
+});
+
+/** Starts the installed `taskwire start` in the app; resolves once it prints its URL. */
+async function startInstalled(env: Record<string, string>, nodeArgs: string[] = []) {
+  const child = spawn(NODE, [...nodeArgs, path.join(app, 'node_modules/taskwire/bin/taskwire.js'), 'start'], {
+    cwd: app,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '/root',
+      DATABASE_URL: db.url,
+      TASKWIRE_SECRET: TEST_SECRET,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d) => {
+    out += d;
+  });
+  child.stderr.on('data', (d) => {
+    out += d;
+  });
+  const exited = once(child, 'exit');
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no URL in 30 s:\n${out}`)), 30_000);
+    const look = () => {
+      const m = /taskwire is listening on (http:\/\/\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1] as string);
+      }
+    };
+    child.stdout.on('data', look);
+    void exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`exited at start:\n${out}`));
+    });
+  });
+  return {
+    url,
+    output: () => out,
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+test("the installed server runs as one bundle, and a task module's import of 'taskwire' shares it", async () => {
+  // A user's task module, and a preload that records every file the process loads (not just resolves).
+  await writeFile(
+    path.join(app, 'tasks.mjs'),
+    `import { defineTask } from 'taskwire';
+export const hello = defineTask({
+  name: 'hello',
+  async run(ctx) {
+    ctx.progress(0.5, 'halfway');
+    return { hello: ctx.input.name };
+  },
+});
+`,
+  );
+  const record = path.join(app, 'loaded.json');
+  await writeFile(
+    path.join(app, 'record-loads.mjs'),
+    `import { registerHooks } from 'node:module';
+import { writeFileSync } from 'node:fs';
+const loaded = new Set();
+registerHooks({ load(url, c, next) { if (url.startsWith('file:')) loaded.add(url); return next(url, c); } });
+process.on('exit', () => writeFileSync(${JSON.stringify(record)}, JSON.stringify([...loaded])));
+`,
+  );
+  const server = await startInstalled({ TASKWIRE_TASKS: './tasks.mjs' }, ['--import', './record-loads.mjs']);
+  try {
+    const token = await new Tokens(TEST_SECRET).mint('alice', 600);
+    const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    const created = await fetch(`${server.url}/api/tasks`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({ type: 'hello', name: 'bundle' }),
+    });
+    assert.equal(created.status, 201, await created.clone().text());
+    const { task_id } = (await created.json()) as { task_id: string };
+    let task: { status: string; result: unknown } | undefined;
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline) {
+      task = (await (
+        await fetch(`${server.url}/api/tasks/${task_id}`, { headers: auth })
+      ).json()) as typeof task;
+      if (task?.status === 'completed') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.deepEqual(task?.result, { hello: 'bundle' }, `task ${JSON.stringify(task)}`);
+    // Swagger UI's files come from its package directory, found at run time (not from the bundle's).
+    const ui = await fetch(`${server.url}/docs/static/swagger-ui-bundle.js`);
+    assert.equal(ui.status, 200);
+    assert.ok((await ui.arrayBuffer()).byteLength > 100_000);
+  } finally {
+    await server.stop();
+  }
+  const loaded = (JSON.parse(await readFile(record, 'utf8')) as string[]).map((u) =>
+    path.relative(app, new URL(u).pathname),
+  );
+  const packages = loaded.filter((f) => f.startsWith('node_modules/'));
+  assert.ok(packages.includes('node_modules/taskwire/dist/bundle/main.js'), packages.join('\n'));
+  assert.ok(
+    packages.includes('node_modules/taskwire/dist/bundle/index.js'),
+    'the task module got the bundle',
+  );
+  assert.deepEqual(
+    packages.filter(
+      (f) => !/^node_modules\/taskwire\/(bin\/taskwire\.js|dist\/bundle\/[\w.-]+\.js)$/.test(f),
+    ),
+    [],
+    'no other package file, and none of the unbundled dist/ (a second copy of the server)',
+  );
+});
+
+test('the installed server prints pretty logs when asked (pino-pretty, loaded from node_modules)', async () => {
+  const server = await startInstalled({ TASKWIRE_LOG_PRETTY: 'true' });
+  await server.stop();
+  assert.match(server.output(), /INFO.*taskwire listening/);
+  assert.doesNotMatch(server.output(), /^\{"level"/m, 'no JSON lines');
 });
 
 test('an app embeds the installed server with its own task type and drives it with the SDK', async () => {
