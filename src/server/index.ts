@@ -331,7 +331,7 @@ export async function startServer(opts: StartOptions = {}): Promise<TaskwireServ
     cleanups.push(() => liveness.stop());
     const stopHeapRelease = startHeapRelease({
       thresholdBytes: config.heapReleaseBytes,
-      intervalMs: 5000,
+      intervalMs: 1000,
       log,
     });
     cleanups.push(async () => stopHeapRelease());

@@ -1,6 +1,6 @@
 // The heap release policy: a memory-reducing GC when the resident size grows past its floor by the
-// threshold, never two within 30 s, backing off while GCs free little, and taking growth three
-// GCs could not free for live memory.
+// threshold (or by a quarter of it while the event loop is quiet), never two within 30 s, backing
+// off while GCs free little, and taking growth three GCs could not free for live memory.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import pino from 'pino';
@@ -8,11 +8,15 @@ import { startHeapRelease } from '../../src/server/heap-release.ts';
 
 const MB = 1_048_576;
 
-/** Runs the watch (a look every 5 s) on a scripted resident size in MB with mocked timers; returns when GCs ran (ms). */
+/**
+ * Runs the watch (a look every 5 s) on a scripted resident size in MB with mocked timers; returns
+ * when GCs ran (ms). The event loop is busy (utilisation 1) unless `utilizationAt` says otherwise.
+ */
 function simulate(
   t: import('node:test').TestContext,
   rssAt: (ms: number, gcs: number[]) => number,
   ms: number,
+  utilizationAt: (ms: number) => number = () => 1,
 ) {
   t.mock.timers.enable({ apis: ['setInterval', 'Date'], now: 1_800_000_000_000 });
   const gcs: number[] = [];
@@ -23,6 +27,7 @@ function simulate(
     log: pino({ level: 'silent' }),
     rss: () => rssAt(clock, gcs) * MB,
     collect: () => gcs.push(clock),
+    utilization: () => utilizationAt(clock),
   });
   for (clock = 5000; clock <= ms; clock += 5000) t.mock.timers.tick(5000);
   stop();
@@ -78,6 +83,7 @@ test('several servers in one process share one watch: one GC for the process, no
     log,
     rss: () => rss,
     collect: () => gcs.push(name),
+    utilization: () => 1,
   });
   const stopA = startHeapRelease(opts('a'));
   const stopB = startHeapRelease(opts('b'));
@@ -95,4 +101,40 @@ test('several servers in one process share one watch: one GC for the process, no
   t.mock.timers.tick(120_000);
   assert.equal(gcs.length, 2, 'and stops with the last one');
   t.mock.timers.reset();
+});
+
+test('once the loop is quiet, a quarter of the threshold is enough: a burst of sockets gives its young generation back', (t) => {
+  // 80 MB; 1,000 sockets join from 10 s to 20 s (busy) and the process stays at 108 MB, 13 MB of
+  // it a grown young generation and pooled pages that a GC gives back (down to 95 MB: the sockets).
+  const rss = (ms: number, done: number[]) => (ms < 10_000 ? 80 : done.length > 0 ? 95 : 108);
+  const busyUntil = (until: number) => (ms: number) => (ms <= until ? 0.9 : 0.02);
+  assert.deepEqual(
+    simulate(t, rss, 600_000, () => 0.9),
+    [],
+    'busy throughout: 28 MB is under 40',
+  );
+  // The first quiet look gives the 13 MB back; the 15 MB left is live, and after three GCs that
+  // free nothing (30 s, then 60 s apart) the floor rises to it.
+  assert.deepEqual(simulate(t, rss, 600_000, busyUntil(20_000)), [25_000, 55_000, 85_000, 145_000]);
+  // Under a quarter (10 MB) a quiet loop keeps it.
+  assert.deepEqual(
+    simulate(
+      t,
+      (ms) => (ms < 10_000 ? 80 : 89),
+      120_000,
+      () => 0.02,
+    ),
+    [],
+  );
+});
+
+test('quiet GCs that free little back off and then take the growth for live memory', (t) => {
+  // 12 MB of live memory (sockets still open), quiet: three GCs (30 s, then 60 s apart), then none.
+  const gcs = simulate(
+    t,
+    (ms) => (ms < 10_000 ? 80 : 92),
+    1_800_000,
+    () => 0.02,
+  );
+  assert.deepEqual(gcs, [10_000, 40_000, 100_000]);
 });
