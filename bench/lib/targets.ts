@@ -369,6 +369,9 @@ export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> 
     TASKWIRE_MAX_CHANNELS: '1000',
     TASKWIRE_MAX_MESSAGES_PER_SECOND: '100000',
     TASKWIRE_SHUTDOWN_TIMEOUT_MS: '1000',
+    // What `taskwire start` sets for itself (src/cli/malloc-arenas.ts), except in a process with an
+    // IPC channel, as this one is (the probe): so the bench sets it. A variant can override it.
+    MALLOC_ARENA_MAX: '2',
     ...opts.env,
   };
   let child: Child;

@@ -1,5 +1,6 @@
 // The `taskwire` command line: start the server, mint tokens, and the client commands
 // (submit, watch, ls, cancel, events; see commands.ts).
+import './malloc-arenas.ts';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { loadOrCreateSecret, Tokens } from '../auth/index.ts';
 import { ConfigError, loadConfig } from '../config/index.ts';
