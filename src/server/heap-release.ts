@@ -4,8 +4,8 @@
 // input the process kept ~125 MB of free pages for good, and after 1,000 sockets joined ~10 MB of
 // young generation. When the resident size has grown by `thresholdBytes` above its floor, this runs
 // that GC; and by a quarter of it once the event loop has gone quiet (the burst is over, and a
-// pause there delays nobody). It must not run GCs in a loop: at most one per 30 s, fewer while
-// they free little.
+// pause there delays nobody). It must not run GCs in a loop: at most one per 30 s of each kind,
+// fewer while they free little.
 import { performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -137,7 +137,9 @@ function watchResidentMemory(opts: HeapReleaseOptions): () => void {
   const utilization = opts.utilization ?? loopUtilization();
   let floor = rss();
   let gapMs = MIN_GAP_MS;
-  let lastGc = 0;
+  // Kept apart: a GC in a quiet moment must not hold back the next burst's (which would leave the
+  // burst's memory with the process until the gap has passed).
+  const lastGc = { quiet: 0, busy: 0 };
   let useless = 0;
   /** The resident size just before the last GC, until the next look says what it freed. */
   let before: number | undefined;
@@ -167,11 +169,12 @@ function watchResidentMemory(opts: HeapReleaseOptions): () => void {
       );
     }
     if (now < floor) floor = now;
+    const kind = quiet ? 'quiet' : 'busy';
     const needed = quiet ? opts.thresholdBytes * QUIET_SHARE : opts.thresholdBytes;
-    if (now - floor < needed || Date.now() - lastGc < gapMs) return;
+    if (now - floor < needed || Date.now() - lastGc[kind] < gapMs) return;
     const started = performance.now();
     collect();
-    lastGc = Date.now();
+    lastGc[kind] = Date.now();
     before = now;
     trigger = needed;
     // Rare (at most one per 30 s): worth a line, with the pause it cost.

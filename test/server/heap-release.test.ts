@@ -138,3 +138,15 @@ test('quiet GCs that free little back off and then take the growth for live memo
   );
   assert.deepEqual(gcs, [10_000, 40_000, 100_000]);
 });
+
+test("a GC in a quiet moment does not hold back the next burst's", (t) => {
+  // 80 MB; 12 MB more by 10 s (quiet: a GC at 10 s that frees nothing); a burst to 200 MB at 20 s,
+  // busy: its GC runs at once, not 30 s after the quiet one.
+  const gcs = simulate(
+    t,
+    (ms, done) => (ms < 10_000 ? 80 : ms < 20_000 ? 92 : done.length >= 2 ? 92 : 200),
+    60_000,
+    (ms) => (ms < 20_000 ? 0.02 : 0.9),
+  );
+  assert.deepEqual(gcs, [10_000, 20_000]);
+});
