@@ -9,13 +9,20 @@
 // dist/; a checkout runs its build while it is fresh, else src/ directly (bin/taskwire.js).
 // Usage: node scripts/build.ts [outDir]   (default: dist)
 import { execFileSync } from 'node:child_process';
-import { cpSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { buildDashboard } from './build-dashboard.ts';
 import { buildServer } from './build-server.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
-const out = path.resolve(root, process.argv[2] ?? 'dist');
+const target = path.resolve(root, process.argv[2] ?? 'dist');
+// Built beside the target, then swapped in: a server or a test running from the old build while
+// this runs (`npx taskwire` with a fresh npm cache runs `prepare` in the checkout) never finds the
+// directory half written. The bundle's file names are content hashes, so a process that loaded the
+// old build finds its lazy chunks under the same names in the new one (the sources unchanged).
+const sibling = (what: string) =>
+  path.join(path.dirname(target), `.${path.basename(target)}.${what}-${process.pid}`);
+const out = sibling('building');
 rmSync(out, { recursive: true, force: true });
 const tsc = path.join(root, 'node_modules/typescript/bin/tsc');
 execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', out], {
@@ -28,3 +35,7 @@ cpSync(path.join(root, 'src/db/migrations'), path.join(out, 'db/migrations'), {
 });
 await buildServer(path.join(out, 'bundle'));
 await buildDashboard(path.join(out, 'dashboard'));
+const old = sibling('old');
+if (existsSync(target)) renameSync(target, old);
+renameSync(out, target);
+rmSync(old, { recursive: true, force: true });
