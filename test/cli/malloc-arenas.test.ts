@@ -2,17 +2,12 @@
 // keeps a MALLOC_ARENA_MAX the environment already sets, and leaves a process with an IPC channel
 // (a cluster worker, a parent that talks to it) as it is, since the channel would not survive.
 import assert from 'node:assert/strict';
-import { fork } from 'node:child_process';
-import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { type ServerProcess, spawnServer } from '../helpers/process.ts';
-import { TEST_SECRET } from '../helpers/server.ts';
 
 const skip = process.platform === 'linux' ? false : 'glibc arenas: Linux only';
-const BIN = path.join(import.meta.dirname, '../../bin/taskwire.js');
 
 let db: TestDatabase;
 const started: ServerProcess[] = [];
@@ -55,41 +50,9 @@ test('a MALLOC_ARENA_MAX set by the environment is kept', { skip }, async () => 
 });
 
 test('a process with an IPC channel is not replaced: the channel still works', { skip }, async () => {
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH ?? '',
-    HOME: process.env.HOME ?? '/root',
-    DATABASE_URL: db.url,
-    TASKWIRE_SECRET: TEST_SECRET,
-    TASKWIRE_NODE_ID: 'arenas-ipc',
-    PORT: '0',
-    HOST: '127.0.0.1',
-    LOG_LEVEL: 'warn',
-  };
-  const child = fork(BIN, ['start'], { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-  const exited = once(child, 'exit');
-  try {
-    let out = '';
-    child.stdout?.on('data', (d) => {
-      out += d;
-    });
-    child.stderr?.on('data', (d) => {
-      out += d;
-    });
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no URL in 30 s:\n${out}`)), 30_000);
-      child.stdout?.on('data', () => {
-        if (/taskwire is listening on/.test(out)) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      void exited.then(() => reject(new Error(`exited at start:\n${out}`)));
-    });
-    assert.ok(child.pid);
-    assert.equal(environOf(child.pid).MALLOC_ARENA_MAX, undefined);
-    assert.ok(child.connected, 'the IPC channel is still open');
-  } finally {
-    child.kill('SIGTERM');
-    await exited;
-  }
+  const server = await spawnServer({ databaseUrl: db.url, nodeId: 'arenas-ipc', ipc: true });
+  started.push(server);
+  assert.ok(server.child.pid);
+  assert.equal(environOf(server.child.pid).MALLOC_ARENA_MAX, undefined);
+  assert.ok(server.child.connected, 'the IPC channel is still open');
 });

@@ -29,9 +29,17 @@ export async function spawnServer(opts: {
   node?: string;
   /** Lead a process group of its own (so that a test can signal the whole group). */
   detached?: boolean;
+  /** The `taskwire` script to run (default this checkout's bin/taskwire.js), from `cwd`. */
+  bin?: string;
+  cwd?: string;
+  /** Flags for node before the script (`--import …`). */
+  nodeArgs?: string[];
+  /** Open an IPC channel to the server, as `fork` does. */
+  ipc?: boolean;
 }): Promise<ServerProcess> {
   let out = '';
-  const child = spawn(opts.node ?? process.execPath, [BIN, 'start'], {
+  const child = spawn(opts.node ?? process.execPath, [...(opts.nodeArgs ?? []), opts.bin ?? BIN, 'start'], {
+    cwd: opts.cwd,
     env: {
       PATH: process.env.PATH ?? '',
       HOME: process.env.HOME ?? '/root',
@@ -45,7 +53,7 @@ export async function spawnServer(opts: {
       TASKWIRE_POLL_INTERVAL_MS: '200',
       ...opts.env,
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: opts.ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
     detached: opts.detached ?? false,
   });
   const exited = new Promise<number | string>((resolve) =>

@@ -4,8 +4,7 @@
 // declarations. Node refuses to strip types under node_modules, so this is what proves that the
 // built dist/ is complete.
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { execFile } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,6 +13,7 @@ import { promisify } from 'node:util';
 import { CLONE_ENGINES, PUBLISHED_ENGINES, publishedManifest } from '../../scripts/publish-manifest.ts';
 import { Tokens } from '../../src/auth/index.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { spawnServer } from '../helpers/process.ts';
 import { TEST_SECRET } from '../helpers/server.ts';
 
 const run = promisify(execFile);
@@ -126,53 +126,16 @@ test('the installed CLI runs from dist/ and mints a token', async () => {
   assert.match(stdout.trim(), /^[\w-]+\.[\w-]+\.[\w-]+$/);
 });
 
-/** Starts the installed `taskwire start` in the app; resolves once it prints its URL. */
-async function startInstalled(env: Record<string, string>, nodeArgs: string[] = []) {
-  const child = spawn(NODE, [...nodeArgs, path.join(app, 'node_modules/taskwire/bin/taskwire.js'), 'start'], {
+/** The installed `taskwire start`, run in the app. */
+function startInstalled(env: Record<string, string>, nodeArgs: string[] = []) {
+  return spawnServer({
+    databaseUrl: db.url,
+    nodeId: 'installed',
+    bin: path.join(app, 'node_modules/taskwire/bin/taskwire.js'),
     cwd: app,
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? '/root',
-      DATABASE_URL: db.url,
-      TASKWIRE_SECRET: TEST_SECRET,
-      PORT: '0',
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'info',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    nodeArgs,
+    env: { LOG_LEVEL: 'info', ...env },
   });
-  let out = '';
-  child.stdout.on('data', (d) => {
-    out += d;
-  });
-  child.stderr.on('data', (d) => {
-    out += d;
-  });
-  const exited = once(child, 'exit');
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no URL in 30 s:\n${out}`)), 30_000);
-    const look = () => {
-      const m = /taskwire is listening on (http:\/\/\S+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1] as string);
-      }
-    };
-    child.stdout.on('data', look);
-    void exited.then(() => {
-      clearTimeout(timer);
-      reject(new Error(`exited at start:\n${out}`));
-    });
-  });
-  return {
-    url,
-    output: () => out,
-    async stop() {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
 }
 
 test("the installed server runs as one bundle, and a task module's import of 'taskwire' shares it", async () => {
@@ -225,7 +188,8 @@ process.on('exit', () => writeFileSync(${JSON.stringify(record)}, JSON.stringify
     assert.equal(ui.status, 200);
     assert.ok((await ui.arrayBuffer()).byteLength > 100_000);
   } finally {
-    await server.stop();
+    server.kill('SIGTERM');
+    await server.exited;
   }
   const loaded = (JSON.parse(await readFile(record, 'utf8')) as string[]).map((u) =>
     path.relative(app, new URL(u).pathname),
@@ -247,7 +211,8 @@ process.on('exit', () => writeFileSync(${JSON.stringify(record)}, JSON.stringify
 
 test('the installed server prints pretty logs when asked (pino-pretty, loaded from node_modules)', async () => {
   const server = await startInstalled({ TASKWIRE_LOG_PRETTY: 'true' });
-  await server.stop();
+  server.kill('SIGTERM');
+  await server.exited;
   assert.match(server.output(), /INFO.*taskwire listening/);
   assert.doesNotMatch(server.output(), /^\{"level"/m, 'no JSON lines');
 });
