@@ -88,10 +88,10 @@ function loopUtilization(): () => number {
 /**
  * Starts watching; returns the stop function. The floor is the lowest resident size seen; growth
  * of `thresholdBytes` above it triggers a GC, and so does growth of a quarter of that at a look
- * when the event loop was quiet (under 10 % busy since the previous look). A GC that frees less than half the threshold (the
- * growth was live memory, e.g. mid-burst) is followed by another at the shortest gap (a burst still
- * live at the first is over by then, and its pages go back at once); from the second in a row the
- * gap doubles, and after three in a row the floor rises to the new level. One that frees more
+ * when the event loop was quiet (under 10 % busy since the previous look). A GC that frees less
+ * than half the growth that triggered it (the growth was live memory, e.g. mid-burst) is followed
+ * by another at the shortest gap (a burst still live at the first is over by then, and its pages
+ * go back at once); from the second in a row the gap doubles, and after three in a row the floor rises to the new level. One that frees more
  * resets the gap. (The GC at start puts the floor below a warmed-up server's working set, so the
  * first GC after start often frees little.)
  */
