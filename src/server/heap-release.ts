@@ -92,8 +92,8 @@ function loopUtilization(): () => number {
  * than half the growth that triggered it (the growth was live memory, e.g. mid-burst) is followed
  * by another at the shortest gap (a burst still live at the first is over by then, and its pages
  * go back at once); from the second in a row the gap doubles, and after three in a row the floor
- * rises to the new level. One that frees more resets the gap. (The GC at start puts the floor below a warmed-up server's working set, so the
- * first GC after start often frees little.)
+ * rises to the new level. One that frees more resets the gap. (The GC at start puts the floor
+ * below a warmed-up server's working set, so the first GC after start often frees little.)
  */
 export function startHeapRelease(opts: HeapReleaseOptions): () => void {
   if (opts.thresholdBytes <= 0) return () => {};
