@@ -2,7 +2,7 @@
 // text, oversized frames, joins, readers that stop reading) and hostile HTTP requests (refused
 // bodies up to twice the limit, deep JSON, bad framing, huge headers, LongPoll sessions left to
 // expire) against a real `taskwire start` process. Once the storm's connections are gone, the
-// server's resident memory comes back within 50 MB of where it was before the storm.
+// server's resident memory comes back within WITHIN_MB of where it was before the storm.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
@@ -66,7 +66,17 @@ async function settledRss(): Promise<number> {
   );
 }
 
-test('after a storm of hostile WebSocket and HTTP input, RSS comes back within 50 MB', {
+/**
+ * How far above its pre-storm size the server may stay: glibc keeps ~50 MB of the storm in its main
+ * arena, which no GC returns (README, "Memory"). This was 50 MB until the server's own baseline got
+ * leaner (issue 14: the bundle, the GC once the loop is quiet, two malloc arenas): the RSS before
+ * the storm went from 141–150 to 103–115 MB while the RSS at the end went from 164–176 to
+ * 156–164 MB, so the same end measured 44–53 MB above the start. Without the release the process
+ * stayed ~140 MB above.
+ */
+const WITHIN_MB = 60;
+
+test(`after a storm of hostile WebSocket and HTTP input, RSS comes back within ${WITHIN_MB} MB`, {
   skip: process.platform !== 'linux' && 'reads /proc',
   timeout: 240_000,
 }, async () => {
@@ -107,9 +117,9 @@ test('after a storm of hostile WebSocket and HTTP input, RSS comes back within 5
   await waitFor(
     () => {
       end = rss();
-      return end - start <= 50 * MB;
+      return end - start <= WITHIN_MB * MB;
     },
-    'the resident size to come back within 50 MB of the start',
+    `the resident size to come back within ${WITHIN_MB} MB of the start`,
     45_000,
     500,
   ).catch(() => {});
@@ -119,7 +129,7 @@ test('after a storm of hostile WebSocket and HTTP input, RSS comes back within 5
       `${Math.round(closedAt / MB)} MB when the connections had closed, ${Math.round(end / MB)} MB at the end`,
   );
   assert.ok(
-    end - start <= 50 * MB,
+    end - start <= WITHIN_MB * MB,
     `RSS ${Math.round(end / MB)} MB, ${Math.round((end - start) / MB)} MB above the start`,
   );
   const res = await post(server.url, token, '/api/tasks', { steps: 1, interval_ms: 0 });
