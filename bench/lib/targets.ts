@@ -77,7 +77,7 @@ const TASKWIRE_ROOT = process.env.BENCH_TASKWIRE_ROOT ? path.resolve(process.env
  * build. Alternatives separated by `|` name the first that exists there (a tree from before the
  * server was bundled has `dist/cli/main.js` only).
  */
-export function taskwireEntry(root: string): string {
+function taskwireEntry(root: string): string {
   const choices = (process.env.BENCH_TASKWIRE_ENTRY || 'bin/taskwire.js').split('|');
   return choices.find((entry) => existsSync(path.join(root, entry))) ?? (choices[0] as string);
 }
@@ -153,6 +153,8 @@ export interface RunningTarget {
   readonly http: HttpClient;
   /** The run's database, for PostgreSQL targets. */
   readonly dbName?: string;
+  /** taskwire: the script started, relative to its checkout (see BENCH_TASKWIRE_ENTRY). */
+  readonly entry?: string;
   token(user: string): Promise<string>;
   probe(gc?: boolean): Promise<Probe>;
   stats(): Promise<TargetStats>;
@@ -408,6 +410,7 @@ export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> 
     storeComm: 'postgres',
     http,
     dbName: db.name,
+    entry,
     token: (user) => mintToken(user),
     probe: (gc = true) => probeOf(child, gc),
     ...profiler(child, profileDir, opts.runId, 'taskwire'),

@@ -62,9 +62,8 @@ export const idle = defineScenario({
   ratioNames: ['joined_rss_mb', 'ready_rss_mb'],
   async measure(targetName, f, ctx) {
     if (targetName !== 'taskwire') throw new Error('idle measures taskwire only (--target taskwire)');
-    const entry = ENTRIES[f.from];
     const before = process.env.BENCH_TASKWIRE_ENTRY;
-    process.env.BENCH_TASKWIRE_ENTRY = entry;
+    process.env.BENCH_TASKWIRE_ENTRY = ENTRIES[f.from];
     // The stock server: no bench task module (it would load the sources and typebox besides).
     const env = { TASKWIRE_TASKS: '', TASKWIRE_SOCKET_IDLE_MS: '120000' };
     try {
@@ -111,7 +110,7 @@ export const idle = defineScenario({
           await gen.request({ cmd: 'close' }, 120_000);
           return {
             notes: [
-              `server started from ${entry.replace('|', ' (else ')}${entry.includes('|') ? ')' : ''}; RSS read as the process stands, heap "after GC" after two full GCs`,
+              `server started from ${target.entry}; RSS read as the process stands, heap "after GC" after two full GCs`,
             ],
             figures: {
               from: f.from,
