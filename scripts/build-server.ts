@@ -49,10 +49,11 @@ function relocated(packages: string[]): Plugin {
           // The innermost node_modules names the package (not one nested inside a relocated one).
           const [, pkg, sub] =
             /.*[\\/]node_modules[\\/]((?:@[^\\/]+[\\/])?[^\\/]+)[\\/](.*)$/.exec(args.path) ?? [];
-          if (!pkg || !sub || !packages.includes(pkg.replace(/\\/g, '/'))) return undefined;
+          const name = pkg?.replace(/\\/g, '/');
+          if (!name || !sub || !packages.includes(name)) return undefined;
           const source = await readFile(args.path, 'utf8');
           if (!/\b__(dirname|filename)\b/.test(source)) return undefined;
-          const spec = JSON.stringify(`${pkg.replace(/\\/g, '/')}/${sub.replace(/\\/g, '/')}`);
+          const spec = JSON.stringify(`${name}/${sub.replace(/\\/g, '/')}`);
           const prelude = `var __filename = require.resolve(${spec}), __dirname = require("node:path").dirname(__filename);\n`;
           return { contents: prelude + source, loader: 'js' };
         },

@@ -1,15 +1,15 @@
 // Builds the publishable package into dist/:
-// - the server bundled by esbuild into dist/bundle (scripts/build-server.ts): what the `taskwire`
-//   command runs and what `import 'taskwire'` loads;
+// - the server bundled by esbuild into dist/bundle (scripts/build-server.ts, with the SQL
+//   migrations it reads at run time): what the `taskwire` command runs and what `import 'taskwire'`
+//   loads;
 // - JavaScript and type declarations compiled from src/ by tsc (tsconfig.build.json): the
 //   declarations, and the client SDK and React hook modules;
-// - the SQL migrations the server reads at run time;
 // - the web dashboard bundled into dist/dashboard (scripts/build-dashboard.ts).
 // Node refuses to strip types from files under node_modules, so an installed taskwire runs from
 // dist/; a checkout runs its build while it is fresh, else src/ directly (bin/taskwire.js).
 // Usage: node scripts/build.ts [outDir]   (default: dist)
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { buildDashboard } from './build-dashboard.ts';
 import { buildServer } from './build-server.ts';
@@ -28,10 +28,6 @@ const tsc = path.join(root, 'node_modules/typescript/bin/tsc');
 execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', out], {
   cwd: root,
   stdio: 'inherit',
-});
-cpSync(path.join(root, 'src/db/migrations'), path.join(out, 'db/migrations'), {
-  recursive: true,
-  filter: (file) => !file.endsWith('.ts'),
 });
 await buildServer(path.join(out, 'bundle'));
 await buildDashboard(path.join(out, 'dashboard'));
