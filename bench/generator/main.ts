@@ -5,6 +5,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { HttpClient } from '../lib/http.ts';
 import { type Conn, type ConnStats, type Mode, makeConn, Recorder, Sub } from './conns.ts';
+import { openLoop } from './open-loop.ts';
 
 export interface SocketPlan {
   /** Index into `tokens`. */
@@ -538,31 +539,11 @@ async function throughput(job: ThroughputJob): Promise<ThroughputResult> {
       }),
     );
   } else {
-    // Open loop: submission i is due at begin + i/rate; latency counts from when it was due.
-    await new Promise<void>((resolve) => {
-      const begin = Date.now();
-      let issued = 0;
-      let inflight = 0;
-      let finished = 0;
-      const timer = setInterval(() => {
-        const due = Math.min(total, Math.floor(((Date.now() - begin) * job.rate) / 1000) + 1);
-        while (issued < due) {
-          if (inflight >= job.concurrency) {
-            late += 1;
-            break;
-          }
-          const i = issued++;
-          inflight += 1;
-          void runOne(i, mine[i % mine.length], begin + (i * 1000) / job.rate).finally(() => {
-            inflight -= 1;
-            if (++finished === total) {
-              clearInterval(timer);
-              resolve();
-            }
-          });
-        }
-      }, 1);
-    });
+    // Open loop (see open-loop.ts): the warm-up drains before the measured schedule starts.
+    const phase = { rate: job.rate, concurrency: job.concurrency };
+    const run = (i: number, dueAt: number) => runOne(i, mine[i % mine.length], dueAt);
+    await openLoop({ ...phase, from: 0, to: job.warmup, run });
+    late = await openLoop({ ...phase, from: job.warmup, to: total, run });
   }
   if (unended > 0) {
     // Give released tasks a last chance, then count those still not ended as not seen to finish.
