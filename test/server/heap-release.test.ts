@@ -1,6 +1,7 @@
 // The heap release policy: a memory-reducing GC when the resident size grows past its floor by the
-// threshold (or by a quarter of it while the event loop is quiet), never two within 30 s, backing
-// off while GCs free little, and taking growth three GCs could not free for live memory.
+// threshold (or by a quarter of it while the event loop is quiet), never while the loop is half
+// busy or more, never two within 30 s, backing off while GCs free little, and taking growth three
+// GCs could not free for live memory.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import pino from 'pino';
@@ -10,13 +11,14 @@ const MB = 1_048_576;
 
 /**
  * Runs the watch (a look every 5 s) on a scripted resident size in MB with mocked timers; returns
- * when GCs ran (ms). The event loop is busy (utilisation 1) unless `utilizationAt` says otherwise.
+ * when GCs ran (ms). The event loop is busy (utilisation 0.3: serving, not loaded) unless
+ * `utilizationAt` says otherwise.
  */
 function simulate(
   t: import('node:test').TestContext,
   rssAt: (ms: number, gcs: number[]) => number,
   ms: number,
-  utilizationAt: (ms: number) => number = () => 1,
+  utilizationAt: (ms: number) => number = () => 0.3,
 ) {
   t.mock.timers.enable({ apis: ['setInterval', 'Date'], now: 1_800_000_000_000 });
   const gcs: number[] = [];
@@ -83,7 +85,7 @@ test('several servers in one process share one watch: one GC for the process, no
     log,
     rss: () => rss,
     collect: () => gcs.push(name),
-    utilization: () => 1,
+    utilization: () => 0.3,
   });
   const stopA = startHeapRelease(opts('a'));
   const stopB = startHeapRelease(opts('b'));
@@ -107,9 +109,9 @@ test('once the loop is quiet, a quarter of the threshold is enough: a burst of s
   // 80 MB; 1,000 sockets join from 10 s to 20 s (busy) and the process stays at 108 MB, 13 MB of
   // it a grown young generation and pooled pages that a GC gives back (down to 95 MB: the sockets).
   const rss = (ms: number, done: number[]) => (ms < 10_000 ? 80 : done.length > 0 ? 95 : 108);
-  const busyUntil = (until: number) => (ms: number) => (ms <= until ? 0.9 : 0.02);
+  const busyUntil = (until: number) => (ms: number) => (ms <= until ? 0.3 : 0.02);
   assert.deepEqual(
-    simulate(t, rss, 600_000, () => 0.9),
+    simulate(t, rss, 600_000, () => 0.3),
     [],
     'busy throughout: 28 MB is under 40',
   );
@@ -146,7 +148,25 @@ test("a GC in a quiet moment does not hold back the next burst's", (t) => {
     t,
     (ms, done) => (ms < 10_000 ? 80 : ms < 20_000 ? 92 : done.length >= 2 ? 92 : 200),
     60_000,
-    (ms) => (ms < 20_000 ? 0.02 : 0.9),
+    (ms) => (ms < 20_000 ? 0.02 : 0.3),
   );
   assert.deepEqual(gcs, [10_000, 20_000]);
+});
+
+test('a loaded loop (half busy or more) gets no GC until the load eases: its pause would stall every client', (t) => {
+  // 200 MB; under load from 10 s the process grows to 300 MB (the load's working set and freed
+  // pages); the load eases to 30 % at 60 s and the GC runs at that look, not at 10 s mid-load.
+  const load = (ms: number) => (ms < 60_000 ? 0.9 : 0.3);
+  const gcs = simulate(t, (ms, done) => (done.length > 0 ? 210 : ms >= 10_000 ? 300 : 200), 300_000, load);
+  assert.deepEqual(gcs, [60_000]);
+  // Fully loaded throughout: none at all.
+  assert.deepEqual(
+    simulate(
+      t,
+      (ms) => (ms < 10_000 ? 200 : 300),
+      300_000,
+      () => 1,
+    ),
+    [],
+  );
 });
