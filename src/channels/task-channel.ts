@@ -142,7 +142,10 @@ class TaskChannel extends TopicChannel {
     if (!result.ok) return { ok: false, response: { reason: result.reason } };
     if (!this.subscribed(ctx.topic)) return OK;
     const task = result.state;
-    const states = [{ key: id, seq: task.seq }];
+    // The gate's key is the state's task_id, not `id`: `id` is a slice of the topic, a different
+    // string object from the events' keys (the task's own task_id), and every delivery's seq check
+    // compared the two character by character through the slice (~4 % of the fan-out's CPU).
+    const states = [{ key: task.task_id, seq: task.seq }];
     this.#outputStart = task.output.start;
     this.#outputNext = task.output.next;
     if (from === undefined) return this.accept({ task }, states);
