@@ -133,6 +133,8 @@ export interface ThroughputResult {
   errors: Record<string, number>;
   acceptMs: Float64Array;
   doneMs: Float64Array;
+  /** When each task of `doneMs` was due (ms since the epoch), in the same order. */
+  doneDue: Float64Array;
   /** Date.now() of the first measured submission, the last accept and the last completion. */
   start: number;
   lastAccept: number;
@@ -446,6 +448,7 @@ async function throughput(job: ThroughputJob): Promise<ThroughputResult> {
   const total = job.warmup + job.n;
   const acceptMs: number[] = [];
   const doneMs: number[] = [];
+  const doneDue: number[] = [];
   let start = 0;
   let lastAccept = 0;
   let lastDone = 0;
@@ -526,6 +529,7 @@ async function throughput(job: ThroughputJob): Promise<ThroughputResult> {
     if (measured) {
       completed += 1;
       doneMs.push(sub.doneAt - scheduledAt);
+      doneDue.push(scheduledAt);
       lastDone = Math.max(lastDone, sub.doneAt);
     }
   };
@@ -564,6 +568,7 @@ async function throughput(job: ThroughputJob): Promise<ThroughputResult> {
     errors,
     acceptMs: Float64Array.from(acceptMs),
     doneMs: Float64Array.from(doneMs),
+    doneDue: Float64Array.from(doneDue),
     start,
     lastAccept,
     lastDone,

@@ -79,3 +79,42 @@ export function round(v: number): number {
   if (a < 1000) return Math.round(v * 10) / 10;
   return Math.round(v);
 }
+
+/** The window of due times whose median latency is the highest. */
+export interface WorstWindow {
+  /** Its start, in ms after the first due time. */
+  atMs: number;
+  p50: number;
+  count: number;
+}
+
+/**
+ * Cuts the samples into windows of `windowMs` by when each was due (`due[i]`, ms; `latency[i]`
+ * its latency) and returns the window with the highest median, among windows of at least
+ * `minCount` samples. A p99 says how bad the tail is; this says whether it is spread over the run
+ * or one stall, and when it came.
+ */
+export function worstWindow(
+  due: ArrayLike<number>,
+  latency: ArrayLike<number>,
+  windowMs: number,
+  minCount = 10,
+): WorstWindow | undefined {
+  if (due.length === 0) return undefined;
+  let first = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < due.length; i++) first = Math.min(first, due[i]);
+  const windows = new Map<number, number[]>();
+  for (let i = 0; i < due.length; i++) {
+    const k = Math.floor((due[i] - first) / windowMs);
+    let w = windows.get(k);
+    if (!w) windows.set(k, (w = []));
+    w.push(latency[i]);
+  }
+  let worst: WorstWindow | undefined;
+  for (const [k, w] of windows) {
+    if (w.length < minCount) continue;
+    const p50 = pick(Float64Array.from(w).sort(), 0.5);
+    if (!worst || p50 > worst.p50) worst = { atMs: k * windowMs, p50, count: w.length };
+  }
+  return worst;
+}

@@ -12,7 +12,7 @@ import { statementCounter } from '../lib/pg.ts';
 import type { Child } from '../lib/procs.ts';
 import { CpuMeter } from '../lib/procs.ts';
 import type { Figures } from '../lib/report.ts';
-import { concat, summarize } from '../lib/stats.ts';
+import { concat, summarize, worstWindow } from '../lib/stats.ts';
 import { type DbWrites, startCeiling } from '../lib/targets.ts';
 import type { CeilingResult } from '../peers/graphile-ceiling/main.ts';
 import {
@@ -31,6 +31,9 @@ import {
   withGenerators,
   withTarget,
 } from './common.ts';
+
+/** The windows of due times that `completed_worst_window_*` compares. */
+const WORST_WINDOW_MS = 250;
 
 /** CPU µs per task from a window's CPU percentages (of one core) over `window_s`. */
 function cpuPerTask(window: Figures, tasks: number): Figures {
@@ -197,6 +200,12 @@ export const throughput = defineScenario({
         const failures = sum(results.map((r) => r.failures));
         const acc = summarize(concat(results.map((r) => r.acceptMs)));
         const done = summarize(concat(results.map((r) => r.doneMs)));
+        const worst = worstWindow(
+          concat(results.map((r) => r.doneDue)),
+          concat(results.map((r) => r.doneMs)),
+          WORST_WINDOW_MS,
+          Math.max(1, Math.min(10, Math.floor(done.count / 10))),
+        );
         const errors = mergeCounts(results.map((r) => r.errors));
         const notes: string[] = [
           `${targetName}: completion detected from the socket (join reply state or the completed event)`,
@@ -232,6 +241,10 @@ export const throughput = defineScenario({
             completed_p50_ms: done.p50,
             completed_p99_ms: done.p99,
             completed_max_ms: done.max,
+            // The 250 ms of due times with the slowest median: one stall, or a tail spread evenly?
+            ...(worst
+              ? { completed_worst_window_p50_ms: worst.p50, completed_worst_window_at_s: worst.atMs / 1000 }
+              : {}),
             ...(pickup
               ? { pickup_p50_ms: pickup.p50, pickup_p99_ms: pickup.p99, pickup_max_ms: pickup.max }
               : {}),

@@ -55,6 +55,7 @@ const EXPECT: Record<string, Record<string, (v: unknown) => boolean>> = {
   throughput: {
     completed_per_s: (v) => typeof v === 'number' && v > 0,
     completed_p99_ms: (v) => typeof v === 'number' && v >= 0,
+    completed_worst_window_at_s: (v) => typeof v === 'number' && v >= 0,
     failures: (v) => v === 0,
     generator_cpu_pct: (v) => typeof v === 'number',
   },
