@@ -106,9 +106,9 @@ export function worstWindow(
   const windows = new Map<number, number[]>();
   for (let i = 0; i < due.length; i++) {
     const k = Math.floor((due[i] - first) / windowMs);
-    let w = windows.get(k);
-    if (!w) windows.set(k, (w = []));
-    w.push(latency[i]);
+    const w = windows.get(k);
+    if (w) w.push(latency[i]);
+    else windows.set(k, [latency[i]]);
   }
   let worst: WorstWindow | undefined;
   for (const [k, w] of windows) {
