@@ -4,7 +4,7 @@
 // input the process kept ~125 MB of free pages for good, and after 1,000 sockets joined ~10 MB of
 // young generation. When the resident size has grown by `thresholdBytes` above its floor, this runs
 // that GC; and by a quarter of it once the event loop has gone quiet (the burst is over, and a
-// pause there delays nobody). Never while the loop is more than half busy: the GC pauses it for
+// pause there delays nobody). Never while the loop is half busy or more: the GC pauses it for
 // 0.1 to 0.4 s, every client waits that long, and the memory is the load's working set anyway (at
 // 60 % of the peak task rate it put a 100-200 ms step into every run's p99). It must not run GCs in
 // a loop: at most one per 30 s of each kind, fewer while they free little.
