@@ -2,13 +2,24 @@
 // default postgres://postgres@127.0.0.1:5432/postgres), dropped again afterwards.
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { closePool, createPool } from '../../src/db/index.ts';
 
 export const ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
-export interface TestDatabase {
+/** A database a test server runs on, and how to be rid of it. */
+export interface Database {
   url: string;
   name: string;
   drop(): Promise<void>;
+}
+
+export interface TestDatabase extends Database {
+  /**
+   * A pool on this database that drop() closes first, waiting until its connections have closed:
+   * pool.end() alone resolves before they have, and the forced drop then cut one still closing,
+   * an error with no listener left ("terminating connection due to administrator command").
+   */
+  pool(max?: number): pg.Pool;
 }
 
 export async function createTestDatabase(): Promise<TestDatabase> {
@@ -22,10 +33,17 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   }
   const url = new URL(ADMIN_URL);
   url.pathname = `/${name}`;
+  const pools: pg.Pool[] = [];
   return {
     url: url.toString(),
     name,
+    pool(max = 2) {
+      const pool = createPool({ connectionString: url.toString(), max, timeoutMs: 10_000 });
+      pools.push(pool);
+      return pool;
+    },
     async drop() {
+      await Promise.all(pools.splice(0).map((pool) => closePool(pool)));
       const c = new pg.Client({ connectionString: ADMIN_URL });
       await c.connect();
       try {

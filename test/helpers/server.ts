@@ -5,13 +5,13 @@ import type { BusTransport } from '../../src/bus/index.ts';
 import type { Config } from '../../src/config/index.ts';
 import { startServer, type TaskwireServer } from '../../src/server/index.ts';
 import type { TaskType } from '../../src/tasks/index.ts';
-import { createTestDatabase, type TestDatabase } from './db.ts';
+import { createTestDatabase, type Database } from './db.ts';
 
 export const TEST_SECRET = 'test-secret-0123456789abcdef';
 
 export interface TestServer {
   server: TaskwireServer;
-  db: TestDatabase;
+  db: Database;
   /** http://127.0.0.1:PORT */
   url: string;
   /** ws://127.0.0.1:PORT/socket */
@@ -38,7 +38,7 @@ export interface TestServerOptions {
   log?: Logger;
   tasks?: TaskType[];
   /** Reuse a database (e.g. a second process on the same one). */
-  db?: TestDatabase;
+  db?: Database;
   /** A bus transport (e.g. a MemoryTransport on a broker shared by in-process nodes). */
   busTransport?: BusTransport;
   /** The built dashboard to serve (default: the package's dist/dashboard). */

@@ -6,7 +6,7 @@
 // in production): the tests give the id, so the restarted process needs no particular port.
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
-import pg from 'pg';
+import type pg from 'pg';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { post, type ServerProcess, spawnServer, testToken } from '../helpers/process.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -17,13 +17,12 @@ const procs: ServerProcess[] = [];
 
 before(async () => {
   db = await createTestDatabase();
-  pool = new pg.Pool({ connectionString: db.url, max: 3 });
+  pool = db.pool(3);
 });
 after(async () => {
   for (const p of procs) if (p.child.exitCode === null) p.kill('SIGKILL');
   await Promise.all(procs.map((p) => p.exited));
-  await pool.end();
-  await db.drop();
+  await db.drop(); // closes the pool first
 });
 
 async function start(nodeId: string, env: Record<string, string> = {}) {

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import pg from 'pg';
+import type pg from 'pg';
 import { defineTask } from '../../src/index.ts';
 import { FAST_LIVENESS } from '../helpers/cluster.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
@@ -44,13 +44,12 @@ describe('a schedule across 3 processes', () => {
   let nodes: ServerProcess[] = [];
   before(async () => {
     db = await createTestDatabase();
-    pool = new pg.Pool({ connectionString: db.url, max: 2 });
+    pool = db.pool(2);
   });
   after(async () => {
     for (const n of nodes) if (n.child.exitCode === null && n.child.signalCode === null) n.kill('SIGKILL');
     await Promise.all(nodes.map((n) => n.exited));
-    await pool.end();
-    await db.drop();
+    await db.drop(); // closes the pool first
   });
 
   test(`ticks exactly once per second for ${SOAK_MS / 1000} s`, async () => {

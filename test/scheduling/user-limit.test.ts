@@ -5,7 +5,7 @@
 // attempts are rescued (no over-run while they might still be alive), and every task completes once.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import pg from 'pg';
+import type pg from 'pg';
 import { FAST_LIVENESS } from '../helpers/cluster.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { post, type ServerProcess, spawnServer, testToken } from '../helpers/process.ts';
@@ -18,7 +18,7 @@ let nodes: ServerProcess[] = [];
 
 before(async () => {
   db = await createTestDatabase();
-  pool = new pg.Pool({ connectionString: db.url, max: 3 });
+  pool = db.pool(3);
   nodes = await Promise.all(
     ['cap-a', 'cap-b', 'cap-c'].map((nodeId) =>
       spawnServer({
@@ -37,8 +37,7 @@ before(async () => {
 after(async () => {
   for (const n of nodes) if (n.child.exitCode === null && n.child.signalCode === null) n.kill('SIGKILL');
   await Promise.all(nodes.map((n) => n.exited));
-  await pool.end();
-  await db.drop();
+  await db.drop(); // closes the pool first
 });
 
 interface Sample {
