@@ -9,7 +9,7 @@ import { fork } from 'node:child_process';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { machineTicks } from '../lib/procs.ts';
+import { machineTicks, ticksPerSecond } from '../lib/procs.ts';
 
 const { values } = parseArgs({
   options: {
@@ -114,8 +114,7 @@ async function write(): Promise<void> {
   server.close();
 
   const per = (us: number) => (us / writes).toFixed(2);
-  const jiffyUs = 1_000_000 / 100; // USER_HZ
-  const softirqUs = (m1.softirq - m0.softirq) * jiffyUs;
+  const softirqUs = ((m1.softirq - m0.softirq) * 1_000_000) / ticksPerSecond();
   const row = {
     sockets,
     bytes: frame.length,
