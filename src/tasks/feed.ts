@@ -38,6 +38,12 @@ export class TaskFeed {
     at: number = Date.now(),
   ): void {
     const ps = this.#pubsub;
+    // The first event after `created` may come from another node than the one that created the
+    // task (it claimed it), and the bus keeps order per publisher only: that node's seq 1 could
+    // reach a watcher before the creator's `created`, which the watcher would then drop as older.
+    // So the publisher of seq 1, unless alone, announces `created` first itself; whichever copy
+    // comes second is dropped by seq like any duplicate.
+    if (s.seq === 1 && ps.cluster?.alone === false) this.created(asCreated(s));
     const toTask = ps.wants(topics.task);
     const toUser = ps.wants(topics.user);
     const toAdmin = ps.wants(ADMIN_TOPIC);
@@ -89,4 +95,24 @@ export class TaskFeed {
   #created(topic: string, payload: Record<string, unknown>, r: TaskRecord): TopicEvent {
     return topicEvent(topic, 'created', payload, EVENT_CLASS.created, r.task_id, r.seq);
   }
+}
+
+/**
+ * The task as its `created` announced it (createTasks: the columns' defaults), from its state
+ * after the event that followed (seq 1: a claim or a cancel, which change none of the fields kept).
+ */
+function asCreated(s: TaskRecord): TaskRecord {
+  return {
+    ...s,
+    status: 'queued',
+    progress: 0,
+    message: null,
+    result: null,
+    error: null,
+    attempt: 0,
+    node: null,
+    output: { start: 0, next: 0 },
+    seq: 0,
+    updated_at: s.inserted_at,
+  };
 }
