@@ -123,6 +123,11 @@ export interface ThroughputJob {
   laneReleaseMs?: number;
   /** phoenix mode: the lean client (see LeanPhoenixConn) instead of `ws`. */
   lean?: boolean;
+  /**
+   * After the warm-up has drained, send the note `{note: 'warmed'}` and wait for the command
+   * `resume` before the measured phase (the harness maintains the database in between).
+   */
+  pauseAfterWarmup?: boolean;
 }
 
 export interface ThroughputResult {
@@ -534,19 +539,34 @@ async function throughput(job: ThroughputJob): Promise<ThroughputResult> {
     }
   };
 
+  // The warm-up drains before the measured phase starts (open loop: see open-loop.ts), so the
+  // measured tasks never queue behind it.
+  const warmed = async (): Promise<void> => {
+    if (!job.pauseAfterWarmup) return;
+    const resumed = new Promise<void>((resolve) => {
+      resumeWaiters.push(resolve);
+    });
+    send({ note: 'warmed' });
+    await resumed;
+  };
   if (job.rate <= 0) {
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: job.concurrency }, async (_, lane) => {
-        const conn = mine[lane % mine.length];
-        for (let i = next++; i < total; i = next++) await runOne(i, conn, Date.now());
-      }),
-    );
+    const lanes = async (from: number, to: number): Promise<void> => {
+      let next = from;
+      await Promise.all(
+        Array.from({ length: job.concurrency }, async (_, lane) => {
+          const conn = mine[lane % mine.length];
+          for (let i = next++; i < to; i = next++) await runOne(i, conn, Date.now());
+        }),
+      );
+    };
+    await lanes(0, job.warmup);
+    await warmed();
+    await lanes(job.warmup, total);
   } else {
-    // Open loop (see open-loop.ts): the warm-up drains before the measured schedule starts.
     const phase = { rate: job.rate, concurrency: job.concurrency };
     const run = (i: number, dueAt: number) => runOne(i, mine[i % mine.length], dueAt);
     await openLoop({ ...phase, from: 0, to: job.warmup, run });
+    await warmed();
     late = await openLoop({ ...phase, from: job.warmup, to: total, run });
   }
   if (unended > 0) {
@@ -595,7 +615,11 @@ type Command =
   | { cmd: 'close' }
   | { cmd: 'cut'; concurrency: number }
   | { cmd: 'verify'; httpUrl: string; token: string }
+  | { cmd: 'resume' }
   | { cmd: 'ping' };
+
+/** Throughput jobs paused after their warm-up (pauseAfterWarmup), until `resume`. */
+const resumeWaiters: Array<() => void> = [];
 
 async function handle(msg: Command): Promise<unknown> {
   switch (msg.cmd) {
@@ -613,6 +637,9 @@ async function handle(msg: Command): Promise<unknown> {
       return verify(msg);
     case 'throughput':
       return throughput(msg);
+    case 'resume':
+      for (const resume of resumeWaiters.splice(0)) resume();
+      return { resumed: true };
     case 'ping':
       return { pid: process.pid };
     default:

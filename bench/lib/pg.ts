@@ -43,6 +43,29 @@ export async function createDatabase(): Promise<BenchDatabase> {
   };
 }
 
+export const VACUUM_NOTE =
+  "this PostgreSQL runs with autovacuum off: the run's database was vacuumed and analyzed between the warm-up and the measured phase, as autovacuum would have done";
+
+/**
+ * What autovacuum would have done by now, on a PostgreSQL that runs without it (this machine's
+ * CI setting): VACUUM ANALYZE of the run's database, so the measured phase neither scans the
+ * warm-up's dead rows nor runs plans made on empty tables. True when it ran.
+ */
+export async function vacuumIfNoAutovacuum(dbName: string): Promise<boolean> {
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${dbName}`;
+  const c = new pg.Client({ connectionString: url.toString() });
+  await c.connect();
+  try {
+    const { rows } = await c.query<{ on: boolean }>("select current_setting('autovacuum') = 'on' as on");
+    if (rows[0].on) return false;
+    await c.query('vacuum analyze');
+    return true;
+  } finally {
+    await c.end();
+  }
+}
+
 /**
  * Statements a database executed, counted in PostgreSQL's server log: with
  * BENCH_PG_LOG_STATEMENTS=1 every statement of a run's database is logged with its duration

@@ -8,7 +8,7 @@
 
 import type { ThroughputJob, ThroughputResult } from '../generator/main.ts';
 import { bool, type FlagSpec, type FlagValues, int, ms, num, str } from '../lib/args.ts';
-import { statementCounter } from '../lib/pg.ts';
+import { statementCounter, VACUUM_NOTE, vacuumIfNoAutovacuum } from '../lib/pg.ts';
 import type { Child } from '../lib/procs.ts';
 import { CpuMeter } from '../lib/procs.ts';
 import type { Figures } from '../lib/report.ts';
@@ -87,6 +87,11 @@ const FLAGS = {
   ceilingBacklog: int(1024, 'graphile-ceiling: jobs added but not yet completed, at most'),
   ceilingProducers: int(2, 'graphile-ceiling: addJobs calls in flight at once'),
   dbStats: bool(true, 'wait for PostgreSQL statistics to settle and count row writes per task (adds ~11 s)'),
+  vacuum: bool(
+    true,
+    "when the database's autovacuum is off: VACUUM ANALYZE the run's database between the warm-up " +
+      'and the measured phase, as autovacuum would have (a production database has it on)',
+  ),
 } satisfies FlagSpec;
 
 export const throughput = defineScenario({
@@ -159,6 +164,23 @@ export const throughput = defineScenario({
         const before = f.dbStats ? await target.dbWrites() : undefined;
         const bus0 = await busCounters(target);
         const statements = target.dbName ? statementCounter(target.dbName) : undefined;
+        // Between the phases, the database gets what autovacuum would have given it meanwhile.
+        const maintain = f.vacuum && f.warmup > 0 && target.dbName ? target.dbName : undefined;
+        let maintained: Promise<void> | undefined;
+        let vacuumNote: string | undefined;
+        let vacuumed = 0;
+        if (maintain) {
+          let warmed = 0;
+          for (const g of children)
+            g.onNote((note) => {
+              if (note.note !== 'warmed' || ++warmed < children.length) return;
+              maintained = vacuumIfNoAutovacuum(maintain).then(async (ran) => {
+                if (ran) vacuumNote = `${targetName}: ${VACUUM_NOTE}`;
+                vacuumed = ran ? 1 : 0;
+                await Promise.all(children.map((c) => c.request({ cmd: 'resume' })));
+              });
+            });
+        }
         const results = await profiled(target, ctx, 'throughput', () =>
           Promise.all(
             children.map((g, i) =>
@@ -178,6 +200,7 @@ export const throughput = defineScenario({
                   taskTimeoutMs: f.taskTimeout,
                   laneReleaseMs: f.laneRelease,
                   lean: f.genClient === 'lean',
+                  pauseAfterWarmup: maintain !== undefined,
                 } satisfies Omit<ThroughputJob, 'id'>,
                 f.taskTimeout + 30 * 60_000,
               ),
@@ -207,9 +230,11 @@ export const throughput = defineScenario({
           Math.max(1, Math.min(10, Math.floor(done.count / 10))),
         );
         const errors = mergeCounts(results.map((r) => r.errors));
+        await maintained;
         const notes: string[] = [
           `${targetName}: completion detected from the socket (join reply state or the completed event)`,
         ];
+        if (vacuumNote) notes.push(vacuumNote);
         if (failures > 0) notes.push(`${targetName}: ${failures} failures: ${topErrors(errors)}`);
         const released = sum(results.map((r) => r.released));
         if (released > 0)
@@ -249,6 +274,8 @@ export const throughput = defineScenario({
               ? { pickup_p50_ms: pickup.p50, pickup_p99_ms: pickup.p99, pickup_max_ms: pickup.max }
               : {}),
             failures,
+            // 1: the database was vacuumed between the phases (autovacuum is off on it; --vacuum).
+            vacuumed_after_warmup: vacuumed,
             // Tasks whose end the client never saw in time (counted in failures, not completed).
             missed_completions: missed,
             slots_released: released,
