@@ -9,7 +9,7 @@
 // The owners' turns are looked up once per owner in the batch (`owners` is materialized): inlined,
 // the lookup ran once per new row, and where the plan read the owner's queued tasks through the
 // status index (a plan made before the table had statistics) each run cost O(backlog): 40 creates
-// behind a backlog of 10,000 took 133 ms instead of 9 (issue 14, bench/README.md).
+// behind a backlog of 10,000 took 120 ms instead of 9 (bench/tools/create-cost.ts).
 import {
   type NewTask,
   type Queryable,
