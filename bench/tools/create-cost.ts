@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import type pg from 'pg';
 import { migrate } from '../../src/db/index.ts';
 import { createTestDatabase } from '../../test/helpers/db.ts';
+import { newTaskFixture } from '../../test/helpers/task-fixture.ts';
 
 const { values } = parseArgs({
   options: {
@@ -33,17 +34,7 @@ const pool = db.pool(2);
 const figures: Record<string, number | string> = { root, backlog, batch };
 try {
   await migrate(pool);
-  const newTasks = (count = batch) =>
-    Array.from({ length: count }, () => ({
-      id: crypto.randomUUID(),
-      owner: 'alice',
-      type: 'demo',
-      input: {},
-      maxAttempts: 3,
-      idempotencyKey: null,
-      priority: 0,
-      scheduledAt: null,
-    }));
+  const newTasks = (count = batch) => Array.from({ length: count }, () => newTaskFixture('alice'));
   const time = async (label: string, client: pg.PoolClient, n = calls): Promise<void> => {
     const ms: number[] = [];
     for (let i = 0; i < n; i++) {

@@ -1,23 +1,11 @@
 // The write floor tool at tiny size: a bare `net` writer and its reader process run, every byte
 // written is read, and the JSON line carries the per-write CPU split.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { test } from 'node:test';
-
-const TOOL = path.resolve(import.meta.dirname, '../../bench/tools/write-floor.ts');
+import { runTool } from '../helpers/tool.ts';
 
 test('write-floor measures per-write CPU for a bare writer and its reader', { timeout: 60_000 }, async () => {
-  const child = spawn(process.execPath, [TOOL, '--sockets', '20', '--rate', '2000', '--seconds', '1'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  child.stdout.on('data', (d) => {
-    out += d;
-  });
-  const code = await new Promise((resolve) => child.on('exit', resolve));
-  assert.equal(code, 0);
-  const row = JSON.parse(out.trim().split('\n').at(-1) ?? '{}');
+  const row = await runTool('write-floor.ts', ['--sockets', '20', '--rate', '2000', '--seconds', '1']);
   assert.equal(row.sockets, 20);
   assert.ok(row.writes_per_s > 1000, `about 2,000 writes/s, got ${row.writes_per_s}`);
   assert.equal(row.bytes_read_ok, true, 'the reader got every frame');

@@ -3,13 +3,13 @@
 // through the status index (what PostgreSQL picks before the table has statistics) made every
 // create cost O(batch × backlog).
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import type pg from 'pg';
 import { migrate } from '../../src/db/index.ts';
 import { LIBRARY_MAX_ATTEMPTS, RUN_TASK_JOB } from '../../src/queue/jobs.ts';
 import { CREATE_TASKS_SQL, createTasks } from '../../src/queue/sql/createTasks.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { newTaskFixture } from '../helpers/task-fixture.ts';
 
 let db: TestDatabase;
 let pool: pg.Pool;
@@ -20,17 +20,6 @@ before(async () => {
   await migrate(pool);
 });
 after(() => db.drop());
-
-const newTask = (owner: string) => ({
-  id: randomUUID(),
-  owner,
-  type: 'demo',
-  input: {},
-  maxAttempts: 3,
-  idempotencyKey: null,
-  priority: 0,
-  scheduledAt: null,
-});
 
 interface PlanNode {
   'Node Type': string;
@@ -46,8 +35,8 @@ function nodes(node: PlanNode): PlanNode[] {
 }
 
 test("a batch of one owner's creates looks up that owner's turn once", async () => {
-  await createTasks(pool, [newTask('alice'), newTask('alice')]); // a queued backlog to look into
-  const batch = Array.from({ length: 5 }, (_, ord) => ({ ...newTask('alice'), ord }));
+  await createTasks(pool, [newTaskFixture('alice'), newTaskFixture('alice')]); // a queued backlog to look into
+  const batch = Array.from({ length: 5 }, (_, ord) => ({ ...newTaskFixture('alice'), ord }));
   const input = batch.map(({ ord, id, owner, type, input, maxAttempts, priority }) => ({
     ord,
     id,

@@ -2,6 +2,7 @@
 // feed one by hand; each test overrides what it is about. One copy, so a new contract field is
 // added here once.
 import type { Task } from '../../src/contract/index.ts';
+import type { NewTask } from '../../src/db/index.ts';
 
 export function taskFixture(over: Partial<Task> = {}): Task {
   return {
@@ -23,5 +24,19 @@ export function taskFixture(over: Partial<Task> = {}): Task {
     inserted_at: '2026-01-01T00:00:00.000Z',
     updated_at: '2026-01-01T00:00:00.000Z',
     ...over,
+  };
+}
+
+/** A task to create (createTasks' input): a demo task of `owner` with a fresh id, due at once. */
+export function newTaskFixture(owner = 'alice'): NewTask {
+  return {
+    id: crypto.randomUUID(),
+    owner,
+    type: 'demo',
+    input: {},
+    maxAttempts: 3,
+    idempotencyKey: null,
+    priority: 0,
+    scheduledAt: null,
   };
 }
