@@ -26,6 +26,13 @@ async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
+/** The URL of database `name` on the machine's PostgreSQL. */
+function databaseUrl(name: string): string {
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
 export async function createDatabase(): Promise<BenchDatabase> {
   const name = `taskwire_bench_${randomBytes(5).toString('hex')}`;
   await admin(async (c) => {
@@ -34,10 +41,8 @@ export async function createDatabase(): Promise<BenchDatabase> {
     if (process.env.BENCH_PG_LOG_STATEMENTS === '1')
       await c.query(`alter database ${name} set log_min_duration_statement = 0`);
   });
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${name}`;
   return {
-    url: url.toString(),
+    url: databaseUrl(name),
     name,
     drop: () => admin((c) => c.query(`drop database if exists ${name} with (force)`)).then(() => undefined),
   };
@@ -52,9 +57,7 @@ export const VACUUM_NOTE =
  * warm-up's dead rows nor runs plans made on empty tables. True when it ran.
  */
 export async function vacuumIfNoAutovacuum(dbName: string): Promise<boolean> {
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${dbName}`;
-  const c = new pg.Client({ connectionString: url.toString() });
+  const c = new pg.Client({ connectionString: databaseUrl(dbName) });
   await c.connect();
   try {
     const { rows } = await c.query<{ on: boolean }>("select current_setting('autovacuum') = 'on' as on");

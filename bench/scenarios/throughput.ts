@@ -167,7 +167,6 @@ export const throughput = defineScenario({
         // Between the phases, the database gets what autovacuum would have given it meanwhile.
         const maintain = f.vacuum && f.warmup > 0 && target.dbName ? target.dbName : undefined;
         let maintained: Promise<void> | undefined;
-        let vacuumNote: string | undefined;
         let vacuumed = 0;
         if (maintain) {
           let warmed = 0;
@@ -175,7 +174,6 @@ export const throughput = defineScenario({
             g.onNote((note) => {
               if (note.note !== 'warmed' || ++warmed < children.length) return;
               maintained = vacuumIfNoAutovacuum(maintain).then(async (ran) => {
-                if (ran) vacuumNote = `${targetName}: ${VACUUM_NOTE}`;
                 vacuumed = ran ? 1 : 0;
                 await Promise.all(children.map((c) => c.request({ cmd: 'resume' })));
               });
@@ -234,7 +232,7 @@ export const throughput = defineScenario({
         const notes: string[] = [
           `${targetName}: completion detected from the socket (join reply state or the completed event)`,
         ];
-        if (vacuumNote) notes.push(vacuumNote);
+        if (vacuumed) notes.push(`${targetName}: ${VACUUM_NOTE}`);
         if (failures > 0) notes.push(`${targetName}: ${failures} failures: ${topErrors(errors)}`);
         const released = sum(results.map((r) => r.released));
         if (released > 0)
