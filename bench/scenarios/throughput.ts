@@ -173,10 +173,13 @@ export const throughput = defineScenario({
           for (const g of children)
             g.onNote((note) => {
               if (note.note !== 'warmed' || ++warmed < children.length) return;
-              maintained = vacuumIfNoAutovacuum(maintain).then(async (ran) => {
-                vacuumed = ran ? 1 : 0;
-                await Promise.all(children.map((c) => c.request({ cmd: 'resume' })));
-              });
+              // The generators resume whatever the vacuum did; its failure ends the run below.
+              maintained = vacuumIfNoAutovacuum(maintain)
+                .then((ran) => {
+                  vacuumed = ran ? 1 : 0;
+                })
+                .finally(() => Promise.all(children.map((c) => c.request({ cmd: 'resume' }))));
+              maintained.catch(() => {}); // awaited after the measured phase, not unhandled until then
             });
         }
         const results = await profiled(target, ctx, 'throughput', () =>
