@@ -162,9 +162,10 @@ export interface RunningTarget {
   dbWrites(): Promise<DbWrites | undefined>;
   /**
    * Pickup of first attempts, from the task rows (taskwire only): created (the create's
-   * transaction) to started (the claim's), so the claim's own statement is inside it.
+   * transaction) to started (the claim's), so the claim's own statement is inside it. Only tasks
+   * created at or after `sinceMs` (ms since the epoch) count: the measured phase, not the warm-up.
    */
-  pickupMs(): Promise<{ p50: number; p99: number; max: number } | undefined>;
+  pickupMs(sinceMs: number): Promise<{ p50: number; p99: number; max: number; count: number } | undefined>;
   /** Starts V8's sampling CPU profiler inside the server (the measured window only). */
   profileStart(): Promise<void>;
   /** Stops it and writes the .cpuprofile; returns its path. */
@@ -435,12 +436,15 @@ export async function startTaskwire(opts: StartOptions): Promise<RunningTarget> 
     },
     dbWrites: dbWritesOf(statsPool, 'taskwire', 'graphile_worker'),
     metricsPerProcess: (names, tries) => metricsPerProcess(httpUrl, names, tries),
-    async pickupMs() {
-      const { rows } = await statsPool.query<{ p50: number; p99: number; max: number }>(
+    async pickupMs(sinceMs) {
+      const { rows } = await statsPool.query<{ p50: number; p99: number; max: number; count: number }>(
         `select percentile_cont(0.5) within group (order by ms) as p50,
-                percentile_cont(0.99) within group (order by ms) as p99, max(ms) as max
-           from (select extract(epoch from started_at - inserted_at) * 1000 as ms
-                   from taskwire.tasks where attempt = 1 and started_at is not null) s`,
+                percentile_cont(0.99) within group (order by ms) as p99, max(ms)::float8 as max,
+                count(*)::int as count
+           from (select extract(epoch from started_at - inserted_at)::float8 * 1000 as ms
+                   from taskwire.tasks
+                  where attempt = 1 and started_at is not null and inserted_at >= to_timestamp($1::float8 / 1000)) s`,
+        [sinceMs],
       );
       return rows[0]?.p50 === null ? undefined : rows[0];
     },

@@ -47,6 +47,14 @@ function cpuPerTask(window: Figures, tasks: number): Figures {
   };
 }
 
+/** Completed tasks per second of a closed loop's measured phase, over all its generators. */
+function completedPerS(results: ThroughputResult[]): number {
+  const start = Math.min(...results.map((r) => r.start));
+  const lastDone = Math.max(...results.map((r) => r.lastDone));
+  const completed = sum(results.map((r) => r.completed));
+  return lastDone > start ? (completed / (lastDone - start)) * 1000 : Number.NaN;
+}
+
 function writesPerTask(before: DbWrites | undefined, after: DbWrites | undefined, tasks: number): Figures {
   if (!before || !after) return {};
   const n = Math.max(1, tasks);
@@ -62,6 +70,13 @@ const FLAGS = {
   warmup: int(500, 'tasks run first and not measured'),
   concurrency: int(64, 'tasks in flight at once (closed loop), or the cap on in-flight tasks with --rate'),
   rate: num(0, 'open loop: submit this many tasks per second (latency counted from when each was due)'),
+  peakFraction: num(
+    0,
+    'open loop at this fraction of the peak the same server just reached: a closed loop of --peak-tasks ' +
+      'at --peak-concurrency first, then --rate = fraction × its completed/s (0: off; excludes --rate)',
+  ),
+  peakTasks: int(12_000, '--peak-fraction: tasks of the closed loop that measures the peak (after --warmup)'),
+  peakConcurrency: int(256, '--peak-fraction: tasks in flight in that closed loop'),
   sockets: int(0, 'client sockets used to watch tasks (0: one per concurrency slot, at most 64)'),
   steps: int(1, 'demo steps per task'),
   intervalMs: int(0, 'demo interval_ms'),
@@ -107,6 +122,17 @@ export const throughput = defineScenario({
       op: '>=',
       value: 2000,
     },
+    ...(f.peakFraction > 0 && f.peakFraction <= 0.6
+      ? [
+          {
+            name: `p99 submit->completed <= 100 ms at ${f.peakFraction} of the peak`,
+            target: 'taskwire' as const,
+            figure: 'completed_p99_ms',
+            op: '<=' as const,
+            value: 100,
+          },
+        ]
+      : []),
     ...(f.rate > 0 && f.rate <= 500
       ? [
           {
@@ -140,6 +166,8 @@ export const throughput = defineScenario({
   ratioNames: ['accepted_per_s', 'completed_per_s'],
   async measure(targetName, f, ctx) {
     if (targetName === 'graphile-ceiling') return measureCeiling(f, ctx);
+    if (f.peakFraction > 0 && f.rate > 0)
+      throw new Error('--peak-fraction sets the rate itself: drop --rate');
     const env: Record<string, string> = {};
     if (f.serverConcurrency > 0) {
       env.TASKWIRE_CONCURRENCY = String(f.serverConcurrency);
@@ -155,9 +183,53 @@ export const throughput = defineScenario({
         const n = per(f.tasks);
         const warm = per(f.warmup);
         const conc = per(f.concurrency);
-        const rate = f.rate / gens;
+        const job = (i: number, over: Partial<ThroughputJob>): Omit<ThroughputJob, 'id'> => ({
+          cmd: 'throughput',
+          mode: target.mode,
+          httpUrl: target.httpUrl,
+          wsUrl: target.socketUrl,
+          token: tokens[i],
+          n: n[i],
+          warmup: warm[i],
+          concurrency: Math.max(1, conc[i]),
+          sockets: f.sockets > 0 ? Math.ceil(f.sockets / gens) : Math.min(64, Math.max(1, conc[i])),
+          rate: f.rate / gens,
+          body: { steps: f.steps, interval_ms: f.intervalMs },
+          taskTimeoutMs: f.taskTimeout,
+          laneReleaseMs: f.laneRelease,
+          lean: f.genClient === 'lean',
+          pauseAfterWarmup: false,
+          ...over,
+        });
+        // --peak-fraction: the same server's peak first (closed loop), then the open loop at a
+        // fraction of it. The server is warm by then (its JIT past the tier-up of the request path).
+        let peak: number | undefined;
+        if (f.peakFraction > 0) {
+          const peakConc = per(f.peakConcurrency);
+          const peakN = per(f.peakTasks);
+          ctx.log(
+            `${targetName}: peak first: ${f.peakTasks} tasks, closed loop, concurrency ${f.peakConcurrency}`,
+          );
+          const found = await Promise.all(
+            children.map((g, i) =>
+              g.request<ThroughputResult>(
+                job(i, {
+                  n: peakN[i],
+                  concurrency: Math.max(1, peakConc[i]),
+                  rate: 0,
+                  sockets: Math.min(64, Math.max(1, peakConc[i])),
+                }),
+                f.taskTimeout + 30 * 60_000,
+              ),
+            ),
+          );
+          peak = completedPerS(found);
+          if (!(peak > 0))
+            throw new Error(`${targetName}: the closed loop completed nothing, so it has no peak`);
+        }
+        const rateTotal = peak !== undefined ? peak * f.peakFraction : f.rate;
         ctx.log(
-          `${targetName}: ${f.warmup} warm-up + ${f.tasks} tasks, ${f.rate > 0 ? `${f.rate}/s open loop, cap` : 'closed loop,'} concurrency ${f.concurrency}`,
+          `${targetName}: ${f.warmup} warm-up + ${f.tasks} tasks, ${rateTotal > 0 ? `${rateTotal.toFixed(0)}/s open loop${peak !== undefined ? ` (${f.peakFraction} × the peak, ${peak.toFixed(0)}/s)` : ''}, cap` : 'closed loop,'} concurrency ${f.concurrency}`,
         );
         await target.probe(false); // starts the event-loop utilisation window
         const cpu = cpuWindow(target);
@@ -186,23 +258,7 @@ export const throughput = defineScenario({
           Promise.all(
             children.map((g, i) =>
               g.request<ThroughputResult>(
-                {
-                  cmd: 'throughput',
-                  mode: target.mode,
-                  httpUrl: target.httpUrl,
-                  wsUrl: target.socketUrl,
-                  token: tokens[i],
-                  n: n[i],
-                  warmup: warm[i],
-                  concurrency: Math.max(1, conc[i]),
-                  sockets: f.sockets > 0 ? Math.ceil(f.sockets / gens) : Math.min(64, Math.max(1, conc[i])),
-                  rate,
-                  body: { steps: f.steps, interval_ms: f.intervalMs },
-                  taskTimeoutMs: f.taskTimeout,
-                  laneReleaseMs: f.laneRelease,
-                  lean: f.genClient === 'lean',
-                  pauseAfterWarmup: maintain !== undefined,
-                } satisfies Omit<ThroughputJob, 'id'>,
+                job(i, { rate: rateTotal / gens, pauseAfterWarmup: maintain !== undefined }),
                 f.taskTimeout + 30 * 60_000,
               ),
             ),
@@ -213,10 +269,10 @@ export const throughput = defineScenario({
         const bus1 = await busCounters(target);
         // The peer counts the completions its worker saw and those QueueEvents relayed to rooms.
         const peerStats = target.mode === 'socketio' ? await target.stats() : undefined;
-        const pickup = await target.pickupMs();
+        const start = Math.min(...results.map((r) => r.start));
+        const pickup = await target.pickupMs(start);
         const after = await dbWritesAfterRun(target, before);
         const statementCount = statements?.count();
-        const start = Math.min(...results.map((r) => r.start));
         const lastAccept = Math.max(...results.map((r) => r.lastAccept));
         const lastDone = Math.max(...results.map((r) => r.lastDone));
         const accepted = sum(results.map((r) => r.accepted));
@@ -260,6 +316,7 @@ export const throughput = defineScenario({
           notes,
           figures: {
             tasks: measuredN,
+            ...(peak !== undefined ? { peak_completed_per_s: peak, offered_per_s: rateTotal } : {}),
             accepted_per_s: lastAccept > start ? (accepted / (lastAccept - start)) * 1000 : Number.NaN,
             completed_per_s: lastDone > start ? (completed / (lastDone - start)) * 1000 : Number.NaN,
             accepted_p50_ms: acc.p50,
@@ -272,7 +329,12 @@ export const throughput = defineScenario({
               ? { completed_worst_window_p50_ms: worst.p50, completed_worst_window_at_s: worst.atMs / 1000 }
               : {}),
             ...(pickup
-              ? { pickup_p50_ms: pickup.p50, pickup_p99_ms: pickup.p99, pickup_max_ms: pickup.max }
+              ? {
+                  pickup_p50_ms: pickup.p50,
+                  pickup_p99_ms: pickup.p99,
+                  pickup_max_ms: pickup.max,
+                  pickup_tasks: pickup.count,
+                }
               : {}),
             failures,
             // 1: the database was vacuumed between the phases (autovacuum is off on it; --vacuum).

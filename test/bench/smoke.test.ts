@@ -58,10 +58,24 @@ const SIZES: Record<string, string[]> = {
     '--no-db-stats',
   ],
   idle: ['--sockets', '20', '--tasks', '2', '--settle', '200'],
+  // The peak of a closed loop first, then the open loop at half of it, on the same server.
+  'throughput --peak-fraction 0.5': [
+    '--peak-tasks',
+    '30',
+    '--peak-concurrency',
+    '4',
+    '--tasks',
+    '20',
+    '--warmup',
+    '5',
+    '--concurrency',
+    '8',
+    '--no-db-stats',
+  ],
 };
 
 /** Cases that compare something other than taskwire with the peer, or measure taskwire alone. */
-const NO_PEER = new Set(['bus', 'fanout --nodes 2', 'streams', 'idle']);
+const NO_PEER = new Set(['bus', 'fanout --nodes 2', 'streams', 'idle', 'throughput --peak-fraction 0.5']);
 
 /** Figures each scenario must report, with a check of their value. */
 const EXPECT: Record<string, Record<string, (v: unknown) => boolean>> = {
@@ -118,6 +132,13 @@ const EXPECT: Record<string, Record<string, (v: unknown) => boolean>> = {
     joined: (v) => v === 20,
     failures: (v) => v === 0,
   },
+  'throughput --peak-fraction 0.5': {
+    peak_completed_per_s: (v) => typeof v === 'number' && v > 0,
+    offered_per_s: (v) => typeof v === 'number' && v > 0,
+    completed_per_s: (v) => typeof v === 'number' && v > 0,
+    failures: (v) => v === 0,
+    pickup_tasks: (v) => v === 20,
+  },
   bus: Object.fromEntries(
     ['postgres', 'nats', 'redis'].flatMap((k) => [
       [`${k}_max_delivered_per_s`, (v: unknown) => typeof v === 'number' && v > 0],
@@ -126,6 +147,16 @@ const EXPECT: Record<string, Record<string, (v: unknown) => boolean>> = {
       [`${k}_max_lost`, (v: unknown) => v === 0],
     ]),
   ),
+};
+
+/** taskwire's own figures, beside the ones every throughput target reports. */
+const TASKWIRE_EXPECT: Record<string, typeof EXPECT.throughput> = {
+  throughput: {
+    ...EXPECT.throughput,
+    // Pickup is read from the task rows of the measured phase only (20 tasks), not the warm-up's 5.
+    pickup_tasks: (v) => v === 20,
+    pickup_max_ms: (v) => typeof v === 'number' && v >= 0,
+  },
 };
 
 /** The Socket.IO + BullMQ peer keeps its queue in Redis: no database to vacuum. */
@@ -232,7 +263,8 @@ const peerSkip = redisUp
 
 describe('bench smoke (tiny sizes)', { concurrency: 4 }, () => {
   for (const scenario of Object.keys(SIZES)) {
-    test(`${scenario} runs against taskwire and prints its figures`, () => check(scenario, 'taskwire'));
+    test(`${scenario} runs against taskwire and prints its figures`, () =>
+      check(scenario, 'taskwire', [], TASKWIRE_EXPECT[scenario] ?? EXPECT[scenario]));
     if (NO_PEER.has(scenario)) continue;
     test(`${scenario} runs against the Socket.IO + BullMQ peer`, { skip: peerSkip }, () =>
       check(scenario, 'peer', [], PEER_EXPECT[scenario] ?? EXPECT[scenario]),
