@@ -38,7 +38,11 @@ const COMMON = {
       'graphile-ceiling (throughput only), a comma list of these, both (taskwire,peer) or all ' +
       "(the scenario's full set)",
   ),
-  genProcs: int(1, 'load generator processes (sockets scenario adds more when open files require)'),
+  genProcs: int(
+    0,
+    "load generator processes (0: the scenario's own number: 2 for fanout, one per core, else 1; " +
+      'sockets and fanout add more when open files require)',
+  ),
   genNice: int(0, 'niceness of the generator processes (e.g. 10: the server under test wins CPU contention)'),
   profile: bool(false, "CPU-profile the server over the measured window (V8's sampler, as --cpu-prof)"),
   cpuProf: bool(false, 'run the server under node --cpu-prof (whole process, written at exit)'),
@@ -223,7 +227,7 @@ async function main(argv: string[]): Promise<number> {
   const ctx: Ctx = {
     runId,
     log: (line) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`),
-    genProcs: Math.max(1, flags.genProcs as number),
+    genProcs: Math.max(0, flags.genProcs as number),
     genNice: Math.min(19, Math.max(0, flags.genNice as number)),
     serverEnv,
     profile: flags.profile as boolean,

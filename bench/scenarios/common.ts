@@ -22,7 +22,10 @@ export interface Ctx {
   runId: string;
   /** Progress lines (stderr). */
   log(line: string): void;
-  /** Generator processes to use (at least; more when the sockets need more open files). */
+  /**
+   * Generator processes asked for with --gen-procs (at least; more when the sockets need more open
+   * files); 0: the scenario's own number (`generatorCount`).
+   */
   genProcs: number;
   /** Niceness of the generator processes (0: same priority as the server). */
   genNice: number;
@@ -114,6 +117,11 @@ export async function profiled<T>(
 }
 
 const GENERATOR = path.join(BENCH_DIR, 'generator/main.ts');
+
+/** The generator processes a run uses: --gen-procs, or the scenario's own number when it is 0. */
+export function generatorCount(ctx: Ctx, scenarioDefault = 1): number {
+  return ctx.genProcs > 0 ? ctx.genProcs : scenarioDefault;
+}
 
 /** How many sockets one generator process may hold under the hard open-files limit. */
 export function socketsPerGenerator(): number {

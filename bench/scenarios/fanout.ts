@@ -20,6 +20,7 @@ import {
   cpuWindow,
   dbWritesAfterRun,
   defineScenario,
+  generatorCount,
   MB,
   type Measured,
   mergeCounts,
@@ -31,6 +32,13 @@ import {
   withGenerators,
   withTarget,
 } from './common.ts';
+
+/**
+ * Generator processes unless --gen-procs says otherwise: one per core. A single one reads up to
+ * 1,000 frames per step in turn, and its own queueing set the p99 at half load (issue 14: 7 / 5 / 8
+ * ms with one, 5 / 4 / 5 with two, alternating runs; at full load 26 / 28 against 18 / 10 ms).
+ */
+const FANOUT_GENERATORS = 2;
 
 const FLAGS = {
   tasks: int(20, 'tasks (T)'),
@@ -138,7 +146,10 @@ async function runShape(
 ): Promise<Measured> {
   const subscriptions = f.tasks * f.subs;
   const socketCount = Math.ceil(subscriptions / f.channelsPerSocket);
-  const gens = Math.max(ctx.genProcs, Math.ceil(socketCount / socketsPerGenerator()));
+  const gens = Math.max(
+    generatorCount(ctx, FANOUT_GENERATORS),
+    Math.ceil(socketCount / socketsPerGenerator()),
+  );
   return withGenerators(gens, ctx, async (children) => {
     const token = await target.token('bench-fanout');
     const gate =

@@ -12,6 +12,7 @@ import { createTasks } from '../lib/targets.ts';
 import {
   cpuWindow,
   defineScenario,
+  generatorCount,
   KB,
   MB,
   mergeCounts,
@@ -44,7 +45,7 @@ export const sockets = defineScenario({
   ],
   ratioNames: ['rss_per_socket_kb', 'heap_per_socket_kb', 'join_p99_ms'],
   async measure(targetName, f, ctx) {
-    const gens = Math.max(ctx.genProcs, Math.ceil(f.sockets / socketsPerGenerator()));
+    const gens = Math.max(generatorCount(ctx), Math.ceil(f.sockets / socketsPerGenerator()));
     const serverFiles = nofileHardLimit();
     const notes: string[] = [];
     if (f.sockets + 200 > serverFiles)

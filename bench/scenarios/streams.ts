@@ -14,6 +14,7 @@ import {
   cpuWindow,
   dbWritesAfterRun,
   defineScenario,
+  generatorCount,
   MB,
   mergeCounts,
   profiled,
@@ -72,7 +73,7 @@ export const streams = defineScenario({
     if (targetName !== 'taskwire') throw new Error('streams measures taskwire only');
     const env: Record<string, string> = {};
     if (f.tasks > 100) env.TASKWIRE_CONCURRENCY = String(f.tasks);
-    const gens = ctx.genProcs;
+    const gens = generatorCount(ctx);
     return withTarget(targetName, ctx, env, (target) =>
       withGenerators(gens, ctx, async (children) => {
         const token = await target.token('bench-streams');

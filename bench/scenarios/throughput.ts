@@ -22,6 +22,7 @@ import {
   cpuWindow,
   dbWritesAfterRun,
   defineScenario,
+  generatorCount,
   type Measured,
   mergeCounts,
   profiled,
@@ -174,7 +175,7 @@ export const throughput = defineScenario({
       env.PEER_CONCURRENCY = String(f.serverConcurrency);
     }
     if (f.poolSize > 0) env.TASKWIRE_DB_POOL_SIZE = String(f.poolSize);
-    const gens = Math.max(1, Math.min(ctx.genProcs, f.users));
+    const gens = Math.max(1, Math.min(generatorCount(ctx), f.users));
     return withTarget(targetName, ctx, env, (target) =>
       withGenerators(gens, ctx, async (children: Child[]) => {
         const users = Array.from({ length: gens }, (_, i) => `bench-user-${i}`);

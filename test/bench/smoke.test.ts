@@ -97,6 +97,8 @@ const EXPECT: Record<string, Record<string, (v: unknown) => boolean>> = {
     server_us_per_delivery: (v) => typeof v === 'number' && v >= 0, // a 50 ms window may read 0 (/proc counts CPU in 10 ms ticks)
     generator_us_per_delivery: (v) => typeof v === 'number' && v > 0,
     generator_loop_delay_p99_ms: (v) => typeof v === 'number',
+    // One generator process per core unless --gen-procs says otherwise (one alone queues the frames).
+    generators: (v) => v === 2,
   },
   sockets: {
     joined: (v) => v === 20,
