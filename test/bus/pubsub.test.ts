@@ -129,6 +129,22 @@ describe('JoinGate', () => {
     assert.equal(kept.at(-1)?.seq, 20_000, 'the newest progress is always kept');
   });
 
+  test('keys that take turns keep their own last seq (a user topic with two tasks)', () => {
+    const gate = new JoinGate();
+    gate.open([{ key: 'a', seq: 1 }]);
+    const pass = (key: string, seq: number) => gate.admit(ev('u', 'progress', key, seq));
+    assert.equal(pass('a', 1), false, 'the state already had a 1');
+    assert.equal(pass('a', 2), true);
+    assert.equal(pass('a', 3), true);
+    assert.equal(pass('b', 1), true);
+    assert.equal(pass('a', 3), false, "a's 3 again, after b took over as the newest key");
+    assert.equal(pass('a', 2), false);
+    assert.equal(pass('b', 1), false);
+    assert.equal(pass('b', 2), true);
+    assert.equal(pass('a', 4), true);
+    assert.equal(pass('b', 2), false, "b's seq survives a's turn");
+  });
+
   test('ordered events (output) pass by index, not seq', () => {
     const gate = new JoinGate();
     gate.open([{ key: 'a', seq: 10 }]);
