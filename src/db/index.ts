@@ -45,7 +45,7 @@ export {
   waitingCounts,
   waitReason,
 } from './sql/waitReason.ts';
-export { withTransaction } from './transaction.ts';
+export { withSnapshot, withTransaction } from './transaction.ts';
 export * from './types.ts';
 
 /** Starts the embedded PostgreSQL; its launcher (child processes, readline) loads only when one is wanted. */

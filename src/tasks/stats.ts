@@ -12,7 +12,14 @@ import {
   type ThroughputBucket,
   type TypeStats,
 } from '../contract/index.ts';
-import { finishedInWindow, inFlightByType, inFlightCounts, nodeStats, ownerQueue } from '../db/index.ts';
+import {
+  finishedInWindow,
+  inFlightByType,
+  inFlightCounts,
+  nodeStats,
+  ownerQueue,
+  withSnapshot,
+} from '../db/index.ts';
 
 export interface StatsReaderOptions {
   pool: pg.Pool;
@@ -46,18 +53,22 @@ export class StatsReader {
     if (windowSeconds === null) return null;
     const { pool, nodeDeadAfterMs } = this.#o;
     const bucket = bucketSeconds(windowSeconds);
-    const [inFlight, finished, queue, nodes] = await Promise.all([
-      inFlightByType(pool, owner),
-      finishedInWindow(pool, owner, windowSeconds, bucket),
-      owner === null
-        ? inFlightCounts(pool).then((c) => ({
-            ready: c.queue.ready ?? 0,
-            scheduled: c.queue.scheduled ?? 0,
-            oldest_wait_seconds: c.oldestReadySeconds,
-          }))
-        : ownerQueue(pool, owner),
-      nodeStats(pool, nodeDeadAfterMs),
-    ]);
+    // One snapshot for every read: a task that ends meanwhile is counted once, not as running in
+    // one read and finished in the next.
+    const [inFlight, finished, queue, nodes] = await withSnapshot(pool, (c) =>
+      Promise.all([
+        inFlightByType(c, owner),
+        finishedInWindow(c, owner, windowSeconds, bucket),
+        owner === null
+          ? inFlightCounts(c).then((counts) => ({
+              ready: counts.queue.ready ?? 0,
+              scheduled: counts.queue.scheduled ?? 0,
+              oldest_wait_seconds: counts.oldestReadySeconds,
+            }))
+          : ownerQueue(c, owner),
+        nodeStats(c, nodeDeadAfterMs),
+      ]),
+    );
     const now = Date.now();
 
     const counts = zeroCounts();
