@@ -48,6 +48,16 @@ export async function createDatabase(): Promise<BenchDatabase> {
   };
 }
 
+async function autovacuumOn(c: pg.Client): Promise<boolean> {
+  const { rows } = await c.query<{ on: boolean }>("select current_setting('autovacuum') = 'on' as on");
+  return rows[0].on;
+}
+
+/** Whether the machine's PostgreSQL runs autovacuum (this machine's CI setting turns it off). */
+export function machineAutovacuumOn(): Promise<boolean> {
+  return admin(autovacuumOn);
+}
+
 export const VACUUM_NOTE =
   "this PostgreSQL runs with autovacuum off: the run's database was vacuumed and analyzed between the warm-up and the measured phase, as autovacuum would have done";
 
@@ -60,8 +70,7 @@ export async function vacuumIfNoAutovacuum(dbName: string): Promise<boolean> {
   const c = new pg.Client({ connectionString: databaseUrl(dbName) });
   await c.connect();
   try {
-    const { rows } = await c.query<{ on: boolean }>("select current_setting('autovacuum') = 'on' as on");
-    if (rows[0].on) return false;
+    if (await autovacuumOn(c)) return false;
     await c.query('vacuum analyze');
     return true;
   } finally {

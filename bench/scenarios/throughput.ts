@@ -48,7 +48,7 @@ function cpuPerTask(window: Figures, tasks: number): Figures {
   };
 }
 
-/** Completed tasks per second of a closed loop's measured phase, over all its generators. */
+/** Completed tasks per second of a run's measured phase, over all its generators. */
 function completedPerS(results: ThroughputResult[]): number {
   const start = Math.min(...results.map((r) => r.start));
   const lastDone = Math.max(...results.map((r) => r.lastDone));
@@ -275,7 +275,6 @@ export const throughput = defineScenario({
         const after = await dbWritesAfterRun(target, before);
         const statementCount = statements?.count();
         const lastAccept = Math.max(...results.map((r) => r.lastAccept));
-        const lastDone = Math.max(...results.map((r) => r.lastDone));
         const accepted = sum(results.map((r) => r.accepted));
         const completed = sum(results.map((r) => r.completed));
         const failures = sum(results.map((r) => r.failures));
@@ -319,7 +318,7 @@ export const throughput = defineScenario({
             tasks: measuredN,
             ...(peak !== undefined ? { peak_completed_per_s: peak, offered_per_s: rateTotal } : {}),
             accepted_per_s: lastAccept > start ? (accepted / (lastAccept - start)) * 1000 : Number.NaN,
-            completed_per_s: lastDone > start ? (completed / (lastDone - start)) * 1000 : Number.NaN,
+            completed_per_s: completedPerS(results),
             accepted_p50_ms: acc.p50,
             accepted_p99_ms: acc.p99,
             completed_p50_ms: done.p50,

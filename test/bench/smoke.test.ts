@@ -8,22 +8,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import pg from 'pg';
-import { ADMIN_URL } from '../../bench/lib/pg.ts';
+import { machineAutovacuumOn } from '../../bench/lib/pg.ts';
 import { REDIS_HINT, REDIS_URL, redisReachable } from '../../bench/lib/targets.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
-const AUTOVACUUM_OFF = await autovacuumOff();
-
-async function autovacuumOff(): Promise<boolean> {
-  const c = new pg.Client({ connectionString: ADMIN_URL });
-  await c.connect();
-  try {
-    return (await c.query("select current_setting('autovacuum') = 'off' as off")).rows[0].off;
-  } finally {
-    await c.end();
-  }
-}
+const AUTOVACUUM_OFF = !(await machineAutovacuumOn());
 const results = mkdtempSync(path.join(os.tmpdir(), 'taskwire-bench-smoke-'));
 after(() => rmSync(results, { recursive: true, force: true }));
 
