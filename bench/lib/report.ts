@@ -138,7 +138,7 @@ export function printReport(report: RunReport, out: (line: string) => void): voi
   out(table(rows));
   if (report.goals.length > 0) {
     out('');
-    const goalRows = [['goal (issue 5)', 'measured', 'wanted', 'met']];
+    const goalRows = [['goal', 'measured', 'wanted', 'met']];
     for (const g of report.goals)
       goalRows.push([g.name, show(g.measured), g.wanted, g.met === null ? 'n/a' : g.met ? 'yes' : 'NO']);
     out(table(goalRows));

@@ -12,6 +12,7 @@ import { createDatabase } from '../lib/pg.ts';
 import { CpuMeter, cpuMs, machineBusyPct, sleep, waitFor } from '../lib/procs.ts';
 import type { Figures, Goal } from '../lib/report.ts';
 import { createTasks, type RunningTarget, startTaskwire, type TargetName } from '../lib/targets.ts';
+import { measureWriteFloor } from '../lib/write-floor.ts';
 import {
   busCounters,
   busFigures,
@@ -58,6 +59,10 @@ const FLAGS = {
     false,
     "stagger the tasks' first steps evenly over one interval (a smooth offered rate, not a burst of T events per interval)",
   ),
+  floor: ms(
+    0,
+    "after the run: a bare net writer (bench/lib/write-floor.ts) at the run's rate, sockets and readers for this long, the floor under CPU per delivery (0: off)",
+  ),
   nodes: int(1, '2: the jobs run on node A, every subscriber is on node B (API-only), over --bus'),
   bus: str<'postgres' | 'nats' | 'redis' | 'all'>('all', 'with --nodes 2: the bus between the nodes', [
     'postgres',
@@ -94,6 +99,7 @@ export const fanout = defineScenario({
           ]
         : []),
       { name: 'every seq once and in order', target: 'taskwire', figure: 'seq_errors', op: '==', value: 0 },
+      ...(f.channelsPerSocket === 1 ? issue14Goals(offered) : []),
       {
         name: '>= 2x the peer on delivered events/s',
         target: 'ratio',
@@ -111,14 +117,84 @@ export const fanout = defineScenario({
       if (targetName !== 'taskwire') throw new Error('--nodes measures taskwire only');
       return measureNodes(f, ctx);
     }
-    return withTarget(targetName, ctx, shapeEnv(f), (target) =>
+    const measured = await withTarget(targetName, ctx, shapeEnv(f), (target) =>
       runShape(f, ctx, targetName, target, () => cpuWindow(target)),
     );
+    // After the server has stopped, so the floor has the machine to itself as the server had.
+    if (f.floor > 0) {
+      await addFloor(measured, f, ctx, targetName).catch((err: unknown) => {
+        measured.notes.push(`floor: not measured (${err instanceof Error ? err.message : err})`);
+      });
+    }
+    return measured;
   },
   table: (figures) => nodesTable(figures),
 });
 
 type FanoutFlags = FlagValues<typeof FLAGS>;
+
+/** Issue 14's goals for one channel per socket: CPU per delivery, and the tail at half load. */
+function issue14Goals(offered: number): Goal[] {
+  return [
+    {
+      name: 'server CPU <= 6 us per delivery',
+      target: 'taskwire',
+      figure: 'server_us_per_delivery',
+      op: '<=',
+      value: 6,
+    },
+    ...(offered <= 50_000
+      ? [
+          {
+            name: 'p99 <= 5 ms at half load',
+            target: 'taskwire' as const,
+            figure: 'latency_p99_ms',
+            op: '<=' as const,
+            value: 5,
+          },
+        ]
+      : []),
+  ];
+}
+
+/** Sockets a run opens: subscriptions packed --channels-per-socket to a socket. */
+function socketCount(f: FanoutFlags): number {
+  return Math.ceil((f.tasks * f.subs) / f.channelsPerSocket);
+}
+
+/** Generator processes a run uses: two unless --gen-procs says otherwise, more when open files require. */
+function fanoutGenerators(f: FanoutFlags, ctx: Ctx): number {
+  return Math.max(generatorCount(ctx, FANOUT_GENERATORS), Math.ceil(socketCount(f) / socketsPerGenerator()));
+}
+
+/**
+ * --floor: what a bare `net` writer costs per write on this machine, in the run's shape (its
+ * sockets and rate, one write per socket per step, read by as many processes as the generators).
+ * With one channel per socket every delivery is its own write, so no server goes below it here.
+ */
+async function addFloor(measured: Measured, f: FanoutFlags, ctx: Ctx, targetName: TargetName): Promise<void> {
+  const floor = await measureWriteFloor({
+    sockets: socketCount(f),
+    rate: (f.tasks * f.subs * 1000) / Math.max(1, f.interval),
+    seconds: f.floor / 1000,
+    bytes: 140,
+    readers: fanoutGenerators(f, ctx),
+  });
+  const figures = measured.figures;
+  figures.floor_us_per_write = floor.writer_us_per_write;
+  figures.floor_user_us_per_write = floor.writer_user_us_per_write;
+  figures.floor_sys_us_per_write = floor.writer_sys_us_per_write;
+  figures.floor_softirq_us_per_write = floor.softirq_us_per_write;
+  const server = Number(figures.server_us_per_delivery);
+  measured.notes.push(
+    `${targetName}: ${server.toFixed(1)} CPU-us per delivery against the floor's ${floor.writer_us_per_write} per write ` +
+      `(a bare net writer, user ${floor.writer_user_us_per_write} + sys ${floor.writer_sys_us_per_write}: ${(server - floor.writer_us_per_write).toFixed(1)} above it)`,
+  );
+  if (f.channelsPerSocket === 1 && floor.writer_us_per_write > 6)
+    measured.notes.push(
+      `floor: one write per delivery costs ${floor.writer_us_per_write} CPU-us on this machine: <= 6 us per delivery is out of reach here`,
+    );
+}
 
 function shapeEnv(f: FanoutFlags): Record<string, string> {
   const env: Record<string, string> = {
@@ -145,17 +221,14 @@ async function runShape(
   runner: RunningTarget = target,
 ): Promise<Measured> {
   const subscriptions = f.tasks * f.subs;
-  const socketCount = Math.ceil(subscriptions / f.channelsPerSocket);
-  const gens = Math.max(
-    generatorCount(ctx, FANOUT_GENERATORS),
-    Math.ceil(socketCount / socketsPerGenerator()),
-  );
+  const sockets = socketCount(f);
+  const gens = fanoutGenerators(f, ctx);
   return withGenerators(gens, ctx, async (children) => {
     const token = await target.token('bench-fanout');
     const gate =
       f.gate > 0
         ? f.gate
-        : Math.round(2000 + socketCount * (targetName !== 'taskwire' ? 4 : 2) + subscriptions * 0.3);
+        : Math.round(2000 + sockets * (targetName !== 'taskwire' ? 4 : 2) + subscriptions * 0.3);
     const before = f.dbStats ? await target.dbWrites() : undefined;
     const stats0 = await runner.stats();
     const bus0 = runner === target ? await busCounters(target) : undefined;
