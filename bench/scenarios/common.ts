@@ -135,11 +135,13 @@ export async function withGenerators<T>(
 ): Promise<T> {
   mkdirSync(path.join(RESULTS_DIR, 'logs'), { recursive: true });
   // BENCH_GEN_CPU_PROF=<dir>: each generator runs under node --cpu-prof (written when it exits).
+  // BENCH_GEN_NODE_ARGS: more node flags for the generators (space-separated), as BENCH_SERVER_NODE_ARGS.
   const genProf = process.env.BENCH_GEN_CPU_PROF;
+  const genArgs = (process.env.BENCH_GEN_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const gens = Array.from({ length: count }, (_, i) =>
     spawnNode(GENERATOR, [], {
       env: { ...process.env, NODE_OPTIONS: '' },
-      nodeArgs: genProf ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(genProf)] : [],
+      nodeArgs: [...genArgs, ...(genProf ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(genProf)] : [])],
       nofile: nofileHardLimit(),
       logFile: path.join(RESULTS_DIR, 'logs', `${ctx.runId}-generator-${i}.log`),
       cwd: ROOT,
