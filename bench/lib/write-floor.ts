@@ -19,6 +19,11 @@ export interface WriteFloorOptions {
   bytes: number;
   /** Reader processes sharing the sockets (fanout reads with two generators). */
   readers: number;
+  /**
+   * Each step writes the sockets in this many groups, each stamped with the time just before its
+   * writes (a fan-out step of T tasks: each task's event goes to its subscribers in turn).
+   */
+  groups?: number;
 }
 
 export interface WriteFloor {
@@ -33,21 +38,46 @@ export interface WriteFloor {
   reader_us_per_write: number;
   softirq_us_per_write: number;
   bytes_read_ok: boolean;
+  /** Stamp → read, as the readers saw it: the latency a server with no work of its own would show. */
+  latency_p50_ms: number;
+  latency_p99_ms: number;
+  latency_max_ms: number;
 }
 
 interface ReaderReport {
   cpu: NodeJS.CpuUsage;
   bytes: number;
+  /** Frames by latency in whole ms (the last slot: that many or more). */
+  histogram: number[];
+}
+
+/** Where a frame carries its stamp (Date.now(), 13 digits) and the latency slots kept. */
+const STAMP_AT = 2;
+const STAMP_DIGITS = 13;
+const HISTOGRAM_SLOTS = 1000;
+
+function percentile(histogram: number[], p: number): number {
+  const total = histogram.reduce((a, n) => a + n, 0);
+  if (total === 0) return Number.NaN;
+  let seen = 0;
+  for (let ms = 0; ms < histogram.length; ms++) {
+    seen += histogram[ms];
+    if (seen >= total * p) return ms;
+  }
+  return histogram.length - 1;
 }
 
 const round2 = (n: number) => Math.round(n * 100) / 100;
 
 /** Runs the bare writer against `readers` reader processes and reports its CPU per write. */
 export async function measureWriteFloor(o: WriteFloorOptions): Promise<WriteFloor> {
-  // The size of a WebSocket text frame: 2 header bytes, then the payload (spaces). Nobody parses it.
-  const frame = Buffer.alloc(Math.max(2, o.bytes), 0x20);
-  frame[0] = 0x81;
-  frame[1] = Math.min(125, frame.length - 2);
+  // The size of a WebSocket text frame: 2 header bytes, then the payload: the time it was stamped
+  // (13 digits), then spaces. The readers take the stamp from every frame.
+  const size = Math.max(STAMP_AT + STAMP_DIGITS, o.bytes);
+  const template = Buffer.alloc(size, 0x20);
+  template[0] = 0x81;
+  template[1] = Math.min(125, size - 2);
+  const groups = Math.max(1, Math.min(o.groups ?? 1, o.sockets));
   const conns: net.Socket[] = [];
   const server = net.createServer((s) => {
     s.setNoDelay(true);
@@ -60,7 +90,9 @@ export async function measureWriteFloor(o: WriteFloorOptions): Promise<WriteFloo
     (_, i) => Math.floor(o.sockets / o.readers) + (i < o.sockets % o.readers ? 1 : 0),
   );
   const readers = per.map((n) =>
-    fork(import.meta.filename, ['--reader', String(port), '--sockets', String(n)], { stdio: 'inherit' }),
+    fork(import.meta.filename, ['--reader', String(port), '--sockets', String(n), '--bytes', String(size)], {
+      stdio: 'inherit',
+    }),
   );
   try {
     await Promise.all(
@@ -91,7 +123,12 @@ export async function measureWriteFloor(o: WriteFloorOptions): Promise<WriteFloo
       const tick = () => {
         const now = performance.now();
         while (due <= now) {
-          for (const s of conns) s.write(frame);
+          for (let g = 0; g < groups; g++) {
+            // A buffer of its own: a write the kernel could not take at once keeps it until later.
+            const frame = Buffer.from(template);
+            frame.write(String(Date.now()), STAMP_AT, 'latin1');
+            for (let i = g; i < conns.length; i += groups) conns[i].write(frame);
+          }
           writes += conns.length;
           due += stepMs;
         }
@@ -114,11 +151,16 @@ export async function measureWriteFloor(o: WriteFloorOptions): Promise<WriteFloo
       ),
     );
     const readerUs = got.reduce((a, g) => a + g.cpu.user + g.cpu.system, 0);
+    const histogram = new Array<number>(HISTOGRAM_SLOTS).fill(0);
+    for (const g of got) {
+      for (let ms = 0; ms < HISTOGRAM_SLOTS; ms++) histogram[ms] += g.histogram[ms];
+    }
+    const max = histogram.findLastIndex((n) => n > 0);
     const bytesRead = got.reduce((a, g) => a + g.bytes, 0);
     const softirqUs = ((m1.softirq - m0.softirq) * 1_000_000) / ticksPerSecond();
     return {
       sockets: o.sockets,
-      bytes: frame.length,
+      bytes: size,
       readers: o.readers,
       writes_per_s: Math.round((writes / wallMs) * 1000),
       writer_user_us_per_write: round2(cpu.user / writes),
@@ -127,7 +169,10 @@ export async function measureWriteFloor(o: WriteFloorOptions): Promise<WriteFloo
       writer_elu: round2(elu),
       reader_us_per_write: round2(readerUs / writes),
       softirq_us_per_write: round2(softirqUs / writes),
-      bytes_read_ok: bytesRead >= (writes - o.sockets) * frame.length,
+      bytes_read_ok: bytesRead >= (writes - o.sockets) * size,
+      latency_p50_ms: percentile(histogram, 0.5),
+      latency_p99_ms: percentile(histogram, 0.99),
+      latency_max_ms: max,
     };
   } finally {
     for (const s of conns) s.destroy();
@@ -136,9 +181,13 @@ export async function measureWriteFloor(o: WriteFloorOptions): Promise<WriteFloo
   }
 }
 
-/** The reading side: its share of the connections, every byte read and dropped; reports its CPU when told. */
-async function read(port: number, sockets: number): Promise<void> {
+/**
+ * The reading side: its share of the connections, every frame's stamp read and its latency
+ * counted; reports its CPU and the latencies when told.
+ */
+async function read(port: number, sockets: number, frameBytes: number): Promise<void> {
   let bytes = 0;
+  let histogram = new Array<number>(HISTOGRAM_SLOTS).fill(0);
   const conns: net.Socket[] = [];
   await Promise.all(
     Array.from(
@@ -147,8 +196,19 @@ async function read(port: number, sockets: number): Promise<void> {
         new Promise<void>((resolve, reject) => {
           const s = net.connect(port, '127.0.0.1', resolve);
           s.setNoDelay(true);
-          s.on('data', (d) => {
-            bytes += d.length;
+          // A frame split across reads: its start is kept until the rest comes.
+          let partial: Buffer | null = null;
+          s.on('data', (chunk: Buffer) => {
+            bytes += chunk.length;
+            const now = Date.now();
+            const d = partial ? Buffer.concat([partial, chunk]) : chunk;
+            partial = null;
+            let at = 0;
+            for (; at + frameBytes <= d.length; at += frameBytes) {
+              const stamp = Number(d.toString('latin1', at + STAMP_AT, at + STAMP_AT + STAMP_DIGITS));
+              histogram[Math.min(HISTOGRAM_SLOTS - 1, Math.max(0, now - stamp))] += 1;
+            }
+            if (at < d.length) partial = Buffer.from(d.subarray(at));
           });
           s.on('error', reject);
           conns.push(s);
@@ -160,8 +220,9 @@ async function read(port: number, sockets: number): Promise<void> {
     if (m === 'start') {
       cpu = process.cpuUsage();
       bytes = 0;
+      histogram = new Array<number>(HISTOGRAM_SLOTS).fill(0);
     } else if (m === 'stop') {
-      process.send?.({ cpu: process.cpuUsage(cpu), bytes });
+      process.send?.({ cpu: process.cpuUsage(cpu), bytes, histogram } satisfies ReaderReport);
       for (const s of conns) s.destroy();
       process.disconnect();
     }
@@ -170,6 +231,8 @@ async function read(port: number, sockets: number): Promise<void> {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({ options: { reader: { type: 'string' }, sockets: { type: 'string' } } });
-  if (values.reader) await read(Number(values.reader), Number(values.sockets));
+  const { values } = parseArgs({
+    options: { reader: { type: 'string' }, sockets: { type: 'string' }, bytes: { type: 'string' } },
+  });
+  if (values.reader) await read(Number(values.reader), Number(values.sockets), Number(values.bytes));
 }

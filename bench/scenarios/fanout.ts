@@ -59,9 +59,9 @@ const FLAGS = {
     false,
     "stagger the tasks' first steps evenly over one interval (a smooth offered rate, not a burst of T events per interval)",
   ),
-  floor: ms(
-    0,
-    "after the run: a bare net writer (bench/lib/write-floor.ts) at the run's rate, sockets and readers for this long, the floor under CPU per delivery (0: off)",
+  floor: bool(
+    false,
+    "after the run: a bare net writer (bench/lib/write-floor.ts) in the run's shape (sockets, rate, a stamp per task's group, as many readers as generators) for as long as the steps take: the floors under CPU per delivery and latency",
   ),
   nodes: int(1, '2: the jobs run on node A, every subscriber is on node B (API-only), over --bus'),
   bus: str<'postgres' | 'nats' | 'redis' | 'all'>('all', 'with --nodes 2: the bus between the nodes', [
@@ -121,7 +121,7 @@ export const fanout = defineScenario({
       runShape(f, ctx, targetName, target, () => cpuWindow(target)),
     );
     // After the server has stopped, so the floor has the machine to itself as the server had.
-    if (f.floor > 0) {
+    if (f.floor) {
       await addFloor(measured, f, ctx, targetName).catch((err: unknown) => {
         measured.notes.push(`floor: not measured (${err instanceof Error ? err.message : err})`);
       });
@@ -169,26 +169,37 @@ function fanoutGenerators(f: FanoutFlags, ctx: Ctx): number {
 
 /**
  * --floor: what a bare `net` writer costs per write on this machine, in the run's shape (its
- * sockets and rate, one write per socket per step, read by as many processes as the generators).
- * With one channel per socket every delivery is its own write, so no server goes below it here.
+ * sockets and rate, one write per socket per step, each task's subscribers stamped in turn, read by
+ * as many processes as the generators, for as long as the run's steps). With one channel per
+ * socket every delivery is its own write, so no server goes below its CPU here; and its latency is
+ * what a server with nothing to do but write would show to these readers on these cores.
  */
 async function addFloor(measured: Measured, f: FanoutFlags, ctx: Ctx, targetName: TargetName): Promise<void> {
   const floor = await measureWriteFloor({
     sockets: socketCount(f),
     rate: (f.tasks * f.subs * 1000) / Math.max(1, f.interval),
-    seconds: f.floor / 1000,
+    seconds: Math.max(0.2, (f.steps * f.interval) / 1000),
     bytes: 140,
     readers: fanoutGenerators(f, ctx),
+    // Socket i watches task i mod T: the floor's group i mod T is that task's subscribers.
+    groups: f.channelsPerSocket === 1 ? f.tasks : 1,
   });
   const figures = measured.figures;
   figures.floor_us_per_write = floor.writer_us_per_write;
   figures.floor_user_us_per_write = floor.writer_user_us_per_write;
   figures.floor_sys_us_per_write = floor.writer_sys_us_per_write;
   figures.floor_softirq_us_per_write = floor.softirq_us_per_write;
+  figures.floor_latency_p50_ms = floor.latency_p50_ms;
+  figures.floor_latency_p99_ms = floor.latency_p99_ms;
+  figures.floor_latency_max_ms = floor.latency_max_ms;
   const server = Number(figures.server_us_per_delivery);
   measured.notes.push(
     `${targetName}: ${server.toFixed(1)} CPU-us per delivery against the floor's ${floor.writer_us_per_write} per write ` +
       `(a bare net writer, user ${floor.writer_user_us_per_write} + sys ${floor.writer_sys_us_per_write}: ${(server - floor.writer_us_per_write).toFixed(1)} above it)`,
+  );
+  measured.notes.push(
+    `${targetName}: latency p50 / p99 ${figures.latency_p50_ms} / ${figures.latency_p99_ms} ms against the floor's ` +
+      `${floor.latency_p50_ms} / ${floor.latency_p99_ms} ms (the bare writer's stamp to its readers, same shape, same machine)`,
   );
   if (f.channelsPerSocket === 1 && floor.writer_us_per_write > 6)
     measured.notes.push(

@@ -1,7 +1,9 @@
 // The floor under "CPU per delivered event" for any Node server on this machine (see
 // bench/lib/write-floor.ts): a bare `net` writer's CPU per loopback write to N sockets.
-//   node bench/tools/write-floor.ts [--sockets 1000] [--rate 50000] [--seconds 10] [--bytes 140] [--readers 1]
-// Prints the writer's user and system CPU-µs per write, the readers', and the machine's softirq.
+//   node bench/tools/write-floor.ts [--sockets 1000] [--rate 50000] [--seconds 10] [--bytes 140] [--readers 1] [--groups 1]
+// Prints the writer's user and system CPU-µs per write, the readers', the machine's softirq, and
+// the stamp → read latency the readers saw (--groups G: each step writes the sockets in G groups,
+// each stamped just before its writes, as a fan-out step of G tasks).
 // `npm run bench -- fanout --floor 5s` measures the same after a fan-out run, with its readers.
 import { parseArgs } from 'node:util';
 import { measureWriteFloor } from '../lib/write-floor.ts';
@@ -13,10 +15,12 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '10' },
     bytes: { type: 'string', default: '140' },
     readers: { type: 'string', default: '1' },
+    groups: { type: 'string', default: '1' },
   },
 });
 
 const row = await measureWriteFloor({
+  groups: Number(values.groups),
   sockets: Number(values.sockets),
   rate: Number(values.rate),
   seconds: Number(values.seconds),
