@@ -78,7 +78,7 @@ export const fanout = defineScenario({
   flags: FLAGS,
   goals: (f) => {
     if (f.nodes > 1) return nodesGoals(f);
-    const offered = (f.tasks * f.subs * 1000) / Math.max(1, f.interval);
+    const offered = offeredPerS(f);
     return [
       {
         name: 'delivered events/s >= 120,000',
@@ -157,6 +157,11 @@ function issue14Goals(offered: number): Goal[] {
   ];
 }
 
+/** Events a second the run offers: every subscription gets one per step. */
+function offeredPerS(f: FanoutFlags): number {
+  return (f.tasks * f.subs * 1000) / Math.max(1, f.interval);
+}
+
 /** Sockets a run opens: subscriptions packed --channels-per-socket to a socket. */
 function socketCount(f: FanoutFlags): number {
   return Math.ceil((f.tasks * f.subs) / f.channelsPerSocket);
@@ -177,7 +182,7 @@ function fanoutGenerators(f: FanoutFlags, ctx: Ctx): number {
 async function addFloor(measured: Measured, f: FanoutFlags, ctx: Ctx, targetName: TargetName): Promise<void> {
   const floor = await measureWriteFloor({
     sockets: socketCount(f),
-    rate: (f.tasks * f.subs * 1000) / Math.max(1, f.interval),
+    rate: offeredPerS(f),
     seconds: Math.max(0.2, (f.steps * f.interval) / 1000),
     bytes: 140,
     readers: fanoutGenerators(f, ctx),

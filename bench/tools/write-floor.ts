@@ -4,7 +4,7 @@
 // Prints the writer's user and system CPU-µs per write, the readers', the machine's softirq, and
 // the stamp → read latency the readers saw (--groups G: each step writes the sockets in G groups,
 // each stamped just before its writes, as a fan-out step of G tasks).
-// `npm run bench -- fanout --floor 5s` measures the same after a fan-out run, with its readers.
+// `npm run bench -- fanout --floor` measures the same after a fan-out run, in its shape.
 import { parseArgs } from 'node:util';
 import { measureWriteFloor } from '../lib/write-floor.ts';
 
