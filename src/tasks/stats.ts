@@ -54,21 +54,21 @@ export class StatsReader {
     const { pool, nodeDeadAfterMs } = this.#o;
     const bucket = bucketSeconds(windowSeconds);
     // One snapshot for every read: a task that ends meanwhile is counted once, not as running in
-    // one read and finished in the next.
-    const [inFlight, finished, queue, nodes] = await withSnapshot(pool, (c) =>
-      Promise.all([
-        inFlightByType(c, owner),
-        finishedInWindow(c, owner, windowSeconds, bucket),
+    // one read and finished in the next. The reads go one after another: a client runs one query
+    // at a time anyway, and queueing a second behind the first is deprecated (pg 9 removes it).
+    const { inFlight, finished, queue, nodes } = await withSnapshot(pool, async (c) => ({
+      inFlight: await inFlightByType(c, owner),
+      finished: await finishedInWindow(c, owner, windowSeconds, bucket),
+      queue:
         owner === null
-          ? inFlightCounts(c).then((counts) => ({
+          ? await inFlightCounts(c).then((counts) => ({
               ready: counts.queue.ready ?? 0,
               scheduled: counts.queue.scheduled ?? 0,
               oldest_wait_seconds: counts.oldestReadySeconds,
             }))
-          : ownerQueue(c, owner),
-        nodeStats(c, nodeDeadAfterMs),
-      ]),
-    );
+          : await ownerQueue(c, owner),
+      nodes: await nodeStats(c, nodeDeadAfterMs),
+    }));
     const now = Date.now();
 
     const counts = zeroCounts();

@@ -28,6 +28,28 @@ function textOf(args: unknown[]): string {
   return typeof first === 'string' ? first : (first?.text ?? '');
 }
 
+/** `real` with every query (through the pool or a client from `connect()`) going through `watch`. */
+function watchQueries(real: pg.Pool, watch: (query: Query) => Query): pg.Pool {
+  return new Proxy(real, {
+    get(target, prop) {
+      if (prop === 'query') return watch(target.query.bind(target) as Query);
+      if (prop === 'connect')
+        return async () => {
+          const client = await target.connect();
+          return new Proxy(client, {
+            get(c, p) {
+              if (p === 'query') return watch(c.query.bind(c) as Query);
+              const v = Reflect.get(c, p);
+              return typeof v === 'function' ? v.bind(c) : v;
+            },
+          });
+        };
+      const v = Reflect.get(target, prop);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+}
+
 /**
  * The pool the reader gets: once the in-flight read has answered, `between` runs (on another
  * connection, committed), and the read of finished tasks waits for it. Queries through a client
@@ -51,24 +73,7 @@ function interleaving(real: pg.Pool, between: () => Promise<void>): pg.Pool {
       return result;
     };
   };
-  return new Proxy(real, {
-    get(target, prop) {
-      if (prop === 'query') return watch(target.query.bind(target) as Query);
-      if (prop === 'connect')
-        return async () => {
-          const client = await target.connect();
-          return new Proxy(client, {
-            get(c, p) {
-              if (p === 'query') return watch(c.query.bind(c) as Query);
-              const v = Reflect.get(c, p);
-              return typeof v === 'function' ? v.bind(c) : v;
-            },
-          });
-        };
-      const v = Reflect.get(target, prop);
-      return typeof v === 'function' ? v.bind(target) : v;
-    },
-  });
+  return watchQueries(real, watch);
 }
 
 test('a task that ends between the in-flight and the finished reads is counted once', async () => {
@@ -103,4 +108,28 @@ test('a task that ends between the in-flight and the finished reads is counted o
     localSockets: () => 0,
   }).read('alice', '1h');
   assert.equal(own?.counts.completed, 1, 'and once it has ended, it is completed');
+});
+
+test('the snapshot runs its reads one at a time on its client (pg deprecates queueing a query behind another)', async () => {
+  let active = 0;
+  let most = 0;
+  const watched = watchQueries(pool, (query) => async (...args: unknown[]) => {
+    active += 1;
+    most = Math.max(most, active);
+    try {
+      return await query(...args);
+    } finally {
+      active -= 1;
+    }
+  });
+  for (const owner of [null, 'alice']) {
+    const stats = await new StatsReader({
+      pool: watched,
+      nodeId: 'node-a',
+      nodeDeadAfterMs: 10_000,
+      localSockets: () => 0,
+    }).read(owner, '1h');
+    assert.ok(stats, 'the figures were read');
+  }
+  assert.equal(most, 1, 'at most one query at a time on the snapshot client');
 });
