@@ -504,9 +504,10 @@ export class Cluster {
       case 'ev':
         return this.#onEvent(msg);
       case 'hello':
+        // A restarted or reconnected node has lost its remote feeds already: no `lost` sync for it.
+        this.#dropped.delete(from);
         this.#resetPeer(from);
         this.#sendState(from);
-        this.#dropped.delete(from);
         this.#h?.feedBroken(from, false);
         return true;
       case 'state':
@@ -540,14 +541,17 @@ export class Cluster {
       }
       case 'beat': {
         const known = this.#peers.get(from);
+        const back = !known && this.#dropped.has(from); // #touch asks it for all of it (a `lost` sync)
         const peer = this.#touch(from);
         // A node heard of for the first time, or whose interest we lost count of: ask for all of it.
-        if (!known || peer.topics.size !== msg.c)
+        if (!back && (!known || peer.topics.size !== msg.c))
           this.#send(nodeChannel(from), { k: 'sync', n: this.nodeId });
         return true;
       }
       case 'sync':
         this.#touch(from);
+        // It had dropped this node as silent and sent it nothing meanwhile: what it fed is stale.
+        if (msg.lost === true) this.#h?.feedBroken(from, true);
         this.#sendState(from);
         return true;
       case 'bye':
@@ -617,6 +621,10 @@ export class Cluster {
       peer = { seen: Date.now(), topics: new Set() };
       this.#peers.set(node, peer);
       this.#arrivals += 1;
+      // Back from silence (paused, starved, cut off): it missed what was not sent to it meanwhile,
+      // so it must drop those feeds (its clients rejoin to the truth) and tell its interest again.
+      if (this.#dropped.delete(node))
+        this.#send(nodeChannel(node), { k: 'sync', n: this.nodeId, lost: true });
     } else peer.seen = Date.now();
     return peer;
   }

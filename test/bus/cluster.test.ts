@@ -110,6 +110,34 @@ describe('cluster protocol', () => {
     assert.deepEqual(a.cluster.peers(), []);
   });
 
+  test('a node back from a pause learns it was dropped: the feeds it missed are lost (rejoin), its interest is restored', async () => {
+    const broker = new MemoryBroker();
+    const a = await node(broker, 'a6', { local: (t) => t === 'task:runs-on-a' });
+    const b = await node(broker, 'b6', { expect: ['a6'] });
+    const fed = recorder();
+    const first = recorder();
+    const own = recorder();
+    await b.pubsub.subscribe('task:runs-on-a', fed.sub);
+    await b.pubsub.subscribe('task:no-event-yet', first.sub);
+    await a.pubsub.subscribe('task:runs-on-a', own.sub);
+    a.pubsub.publish(progress('task:runs-on-a', 1));
+    await waitFor(() => fed.got.length === 1, 'b fed by a');
+    broker.pause(b.transport); // b's process stops: a hears no beats, b hears nothing
+    await waitFor(() => !a.pubsub.wants('task:no-event-yet'), 'a drops the silent b', 5000);
+    a.pubsub.publish(topicEvent('task:runs-on-a', 'completed', { seq: 2 }, 'always', 'k', 2)); // not sent to b
+    broker.resume(b.transport);
+    await waitFor(() => fed.lost.length === 1, 'b told its feed from a broke', 5000);
+    assert.deepEqual(fed.lost, ['task:runs-on-a'], 'the follower of a task fed by a rejoins');
+    assert.deepEqual(first.lost, ['task:no-event-yet'], 'so does one whose first events may have gone');
+    assert.equal(fed.got.length, 1, 'the end a sent while b was dropped never came');
+    assert.deepEqual(own.lost, [], "a's own task keeps its local subscribers");
+    const again = recorder();
+    await b.pubsub.subscribe('task:runs-on-a', again.sub);
+    await waitFor(() => a.pubsub.wants('task:runs-on-a'), 'a knows b wants it again');
+    a.pubsub.publish(progress('task:runs-on-a', 3));
+    await waitFor(() => again.got.length === 1, 'delivery to b resumed');
+  });
+
   test('bus outage: remote feeds are lost (rejoin), local ones stay; back up, interest is resynchronised', async () => {
     const broker = new MemoryBroker();
     const a = await node(broker, 'a3');

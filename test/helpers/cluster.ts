@@ -74,11 +74,14 @@ export interface Followed {
 /** Every event a client may see on a topic (the contract's list). */
 const EVENTS = Object.keys(EVENT_CLASS);
 
-/** Follows `topic` on the node at `url` with the official client; resolves after the first ok join. */
+/**
+ * Follows `topic` on the node at `url` with the official client; resolves after the first ok join.
+ * The client's heartbeat is phoenix.js's default (30 s), as a real client's: a rejoin the tests see
+ * is one the server asked for, not a client that gave up on a node busy for a second.
+ */
 export async function follow(url: string, token: string, topic: string): Promise<Followed> {
   const socket = new Socket(`${url.replace(/^http/, 'ws')}/socket`, {
     params: { token },
-    heartbeatIntervalMs: 500,
     rejoinAfterMs: () => 200,
     reconnectAfterMs: () => 200,
   });

@@ -16,11 +16,20 @@ interface Port {
   up(): void;
 }
 
+interface Queued {
+  namespace: string;
+  channel: string;
+  data: string | Buffer;
+  from?: MemoryTransport;
+}
+
 /** The engine of in-process nodes: one FIFO queue, drained asynchronously, so order is per publisher. */
 export class MemoryBroker {
   readonly #ports = new Map<MemoryTransport, Port>();
   readonly #cut = new Set<MemoryTransport>();
-  #queue: Array<{ namespace: string; channel: string; data: string | Buffer; from?: MemoryTransport }> = [];
+  /** Paused nodes, and what they sent or were sent meanwhile (delivered, in order, on resume). */
+  readonly #paused = new Map<MemoryTransport, Array<{ item: Queued; to: boolean }>>();
+  #queue: Queued[] = [];
   #scheduled = false;
 
   /** For MemoryTransport: connects a node. */
@@ -37,6 +46,11 @@ export class MemoryBroker {
   /** For MemoryTransport: an engine-level message from `from` (dropped while `from` is cut off). */
   send(namespace: string, channel: string, data: string | Buffer, from?: MemoryTransport): boolean {
     if (from && this.#cut.has(from)) return false;
+    const held = from && this.#paused.get(from);
+    if (held) {
+      held.push({ item: { namespace, channel, data, from }, to: false });
+      return true;
+    }
     this.#queue.push({ namespace, channel, data, from });
     if (!this.#scheduled) {
       this.#scheduled = true;
@@ -67,6 +81,29 @@ export class MemoryBroker {
     });
   }
 
+  /**
+   * Test hook: `transport`'s node stops being heard and hearing, as a process paused by SIGSTOP
+   * (its connection stays up; the engine keeps what was sent to it). resume() delivers it all.
+   */
+  pause(transport: MemoryTransport): void {
+    if (!this.#paused.has(transport)) this.#paused.set(transport, []);
+  }
+
+  resume(transport: MemoryTransport): void {
+    const held = this.#paused.get(transport);
+    if (!held) return;
+    this.#paused.delete(transport);
+    for (const { item, to } of held) {
+      if (!to) this.send(item.namespace, item.channel, item.data, item.from);
+    }
+    const port = this.#ports.get(transport);
+    const toIt = held.filter((h) => h.to).map((h) => h.item);
+    if (port && toIt.length > 0)
+      setImmediate(() => {
+        for (const item of toIt) if (!this.#cut.has(transport)) port.receive(item.channel, item.data);
+      });
+  }
+
   readonly #drain = (): void => {
     this.#scheduled = false;
     const queue = this.#queue;
@@ -74,8 +111,10 @@ export class MemoryBroker {
     for (const item of queue) {
       for (const [transport, port] of this.#ports) {
         if (this.#cut.has(transport)) continue;
-        if (port.namespace === item.namespace && port.channels.has(item.channel))
-          port.receive(item.channel, item.data);
+        if (port.namespace !== item.namespace || !port.channels.has(item.channel)) continue;
+        const held = this.#paused.get(transport);
+        if (held) held.push({ item, to: true });
+        else port.receive(item.channel, item.data);
       }
     }
   };
