@@ -42,6 +42,21 @@ export async function openPage(
   return { page, dialogs, errors };
 }
 
+/** Opens the dashboard at `origin` signed in with `token` (the fragment link); resolves once it is live. */
+export async function signIn(
+  browser: Browser,
+  origin: string,
+  token: string,
+): Promise<{ page: Page; dialogs: string[]; errors: string[] }> {
+  const opened = await openPage(browser);
+  await opened.page.goto(`${origin}/dashboard#token=${token}`);
+  await opened.page.waitForSelector('[data-connection="live"]');
+  await opened.page.waitForFunction(() =>
+    /^\d+$/.test(document.querySelector('[data-stat="queued"]')?.textContent ?? ''),
+  );
+  return opened;
+}
+
 export async function screenshot(page: Page, name: string): Promise<string> {
   await mkdir(ARTIFACTS, { recursive: true });
   const file = path.join(ARTIFACTS, `${name}.png`);
