@@ -45,8 +45,9 @@ export interface ClusterHandlers {
   availability(up: boolean): void;
   /**
    * Events from `node` may have been lost (it restarted or reconnected): feeds from it are broken.
-   * `wide`: it had taken this node for dead and sent it nothing for a while, so a feed that has
-   * had no event yet may have missed its first ones too.
+   * `wide`: it had taken this node for dead and sent it nothing for a while, so every feed from
+   * other nodes may have missed its events: one that had none from it yet, or that it shares with
+   * other nodes (a user's topic), as much as one it fed last.
    */
   feedBroken(node: string, wide: boolean): void;
 }

@@ -60,9 +60,10 @@ export class PubSub {
           this.onAvailability?.(up);
         },
         feedBroken: (node, wide) => {
+          // `wide`: any remote feed may have missed the node's events, also one last fed by a third
+          // node (a user's or the admin topic is fed by every node).
           for (const [topic, hub] of [...this.#hubs]) {
-            if (hub.source === node || (wide && hub.source === undefined && !this.#isLocalFeed(topic)))
-              this.lose(topic);
+            if (hub.source === node || (wide && !this.#isLocalFeed(topic))) this.lose(topic);
           }
         },
       },

@@ -138,6 +138,25 @@ describe('cluster protocol', () => {
     await waitFor(() => again.got.length === 1, 'delivery to b resumed');
   });
 
+  test('a node back from a pause tells those it dropped: a topic it shares with a third node is lost too', async () => {
+    const broker = new MemoryBroker();
+    const a = await node(broker, 'a7');
+    const b = await node(broker, 'b7', { expect: ['a7'] });
+    const c = await node(broker, 'c7', { expect: ['a7', 'b7'] });
+    const shared = recorder();
+    await b.pubsub.subscribe('user:u', shared.sub);
+    await waitFor(() => a.pubsub.wants('user:u') && c.pubsub.wants('user:u'), 'a and c know b wants it');
+    c.pubsub.publish(progress('user:u', 1)); // b's feed of the user's topic was last fed by c
+    await waitFor(() => shared.got.length === 1, 'b fed by c');
+    broker.pause(a.transport); // a stalls: on its return it has taken b and c for dead
+    await waitFor(() => a.cluster.peers().length === 0, 'a drops its silent peers', 5000);
+    a.pubsub.publish(progress('user:u', 2)); // a user's task on a steps: nobody is sent it
+    broker.resume(a.transport);
+    await waitFor(() => shared.lost.length === 1, 'b told its feeds from a broke', 5000);
+    assert.deepEqual(shared.lost, ['user:u'], 'the user topic missed a step of a: its client rejoins');
+    assert.equal(shared.got.length, 1);
+  });
+
   test('bus outage: remote feeds are lost (rejoin), local ones stay; back up, interest is resynchronised', async () => {
     const broker = new MemoryBroker();
     const a = await node(broker, 'a3');
