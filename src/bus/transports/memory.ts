@@ -27,8 +27,8 @@ interface Queued {
 export class MemoryBroker {
   readonly #ports = new Map<MemoryTransport, Port>();
   readonly #cut = new Set<MemoryTransport>();
-  /** Paused nodes, and what they sent or were sent meanwhile (delivered, in order, on resume). */
-  readonly #paused = new Map<MemoryTransport, Array<{ item: Queued; to: boolean }>>();
+  /** Paused nodes, and what they sent and were sent meanwhile (delivered, in order, on resume). */
+  readonly #paused = new Map<MemoryTransport, { sent: Queued[]; received: Queued[] }>();
   #queue: Queued[] = [];
   #scheduled = false;
 
@@ -48,7 +48,7 @@ export class MemoryBroker {
     if (from && this.#cut.has(from)) return false;
     const held = from && this.#paused.get(from);
     if (held) {
-      held.push({ item: { namespace, channel, data, from }, to: false });
+      held.sent.push({ namespace, channel, data, from });
       return true;
     }
     this.#queue.push({ namespace, channel, data, from });
@@ -86,21 +86,19 @@ export class MemoryBroker {
    * (its connection stays up; the engine keeps what was sent to it). resume() delivers it all.
    */
   pause(transport: MemoryTransport): void {
-    if (!this.#paused.has(transport)) this.#paused.set(transport, []);
+    if (!this.#paused.has(transport)) this.#paused.set(transport, { sent: [], received: [] });
   }
 
   resume(transport: MemoryTransport): void {
     const held = this.#paused.get(transport);
     if (!held) return;
     this.#paused.delete(transport);
-    for (const { item, to } of held) {
-      if (!to) this.send(item.namespace, item.channel, item.data, item.from);
-    }
+    for (const item of held.sent) this.send(item.namespace, item.channel, item.data, item.from);
     const port = this.#ports.get(transport);
-    const toIt = held.filter((h) => h.to).map((h) => h.item);
-    if (port && toIt.length > 0)
+    if (port && held.received.length > 0)
       setImmediate(() => {
-        for (const item of toIt) if (!this.#cut.has(transport)) port.receive(item.channel, item.data);
+        for (const item of held.received)
+          if (!this.#cut.has(transport)) port.receive(item.channel, item.data);
       });
   }
 
@@ -113,7 +111,7 @@ export class MemoryBroker {
         if (this.#cut.has(transport)) continue;
         if (port.namespace !== item.namespace || !port.channels.has(item.channel)) continue;
         const held = this.#paused.get(transport);
-        if (held) held.push({ item, to: true });
+        if (held) held.received.push(item);
         else port.receive(item.channel, item.data);
       }
     }
