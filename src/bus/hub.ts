@@ -5,8 +5,8 @@ import type { TopicEvent, TopicSubscriber } from './event.ts';
 export class LocalHub {
   readonly topic: string;
   readonly subscribers = new Set<TopicSubscriber>();
-  /** The node whose events fed this hub last (for a feed that breaks: see PubSub.loseFedBy). */
-  source: string | undefined;
+  /** The other nodes whose events fed this hub: a feed from one of them may break (PubSub's feedBroken). */
+  readonly sources = new Set<string>();
 
   constructor(topic: string) {
     this.topic = topic;

@@ -51,7 +51,7 @@ export class PubSub {
         event: (event, from) => {
           const hub = this.#hubs.get(event.topic);
           if (!hub) return;
-          hub.source = from;
+          hub.sources.add(from);
           hub.publish(event, this.#onSubscriberError);
         },
         availability: (up) => {
@@ -60,10 +60,9 @@ export class PubSub {
           this.onAvailability?.(up);
         },
         feedBroken: (node, wide) => {
-          // `wide`: any remote feed may have missed the node's events, also one last fed by a third
-          // node (a user's or the admin topic is fed by every node).
+          // `wide`: any remote feed may have missed the node's events, also one it had not fed yet.
           for (const [topic, hub] of [...this.#hubs]) {
-            if (hub.source === node || (wide && !this.#isLocalFeed(topic))) this.lose(topic);
+            if (hub.sources.has(node) || (wide && !this.#isLocalFeed(topic))) this.lose(topic);
           }
         },
       },

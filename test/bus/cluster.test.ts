@@ -194,6 +194,26 @@ describe('cluster protocol', () => {
     await waitFor(() => fed.lost.length === 1, 'b drops the feed from a');
   });
 
+  test('a topic fed by several nodes breaks when any of them reconnects, not only the one that fed it last', async () => {
+    const broker = new MemoryBroker();
+    const a = await node(broker, 'a8');
+    const b = await node(broker, 'b8', { expect: ['a8'] });
+    const c = await node(broker, 'c8', { expect: ['a8', 'b8'] });
+    const shared = recorder();
+    const other = recorder();
+    await b.pubsub.subscribe('user:u', shared.sub);
+    await b.pubsub.subscribe('task:on-c', other.sub);
+    a.pubsub.publish(progress('user:u', 1));
+    await waitFor(() => shared.got.length === 1, 'fed by a');
+    c.pubsub.publish(progress('user:u', 2)); // c fed it last
+    c.pubsub.publish(progress('task:on-c', 1));
+    await waitFor(() => shared.got.length === 2 && other.got.length === 1, 'fed by c');
+    broker.disconnect(a.transport);
+    broker.reconnect(a.transport); // what a sent meanwhile is gone
+    await waitFor(() => shared.lost.length === 1, 'b drops the user topic a fed');
+    assert.deepEqual(other.lost, [], 'a feed only c fed stays');
+  });
+
   test('forged and malformed messages are dropped and counted; the node keeps working', async () => {
     const broker = new MemoryBroker();
     const a = await node(broker, 'a5');
