@@ -9,6 +9,7 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { machineTicks, ticksPerSecond } from './procs.ts';
+import { concat, Samples, summarize } from './stats.ts';
 
 export interface WriteFloorOptions {
   sockets: number;
@@ -47,25 +48,13 @@ export interface WriteFloor {
 interface ReaderReport {
   cpu: NodeJS.CpuUsage;
   bytes: number;
-  /** Frames by latency in whole ms (the last slot: that many or more). */
-  histogram: number[];
+  /** Each frame's stamp → read, ms. */
+  latency: Float64Array;
 }
 
-/** Where a frame carries its stamp (Date.now(), 13 digits) and the latency slots kept. */
+/** Where a frame carries its stamp (Date.now(), 13 digits). */
 const STAMP_AT = 2;
 const STAMP_DIGITS = 13;
-const HISTOGRAM_SLOTS = 1000;
-
-function percentile(histogram: number[], p: number): number {
-  const total = histogram.reduce((a, n) => a + n, 0);
-  if (total === 0) return Number.NaN;
-  let seen = 0;
-  for (let ms = 0; ms < histogram.length; ms++) {
-    seen += histogram[ms];
-    if (seen >= total * p) return ms;
-  }
-  return histogram.length - 1;
-}
 
 const round2 = (n: number) => Math.round(n * 100) / 100;
 
@@ -92,6 +81,7 @@ export async function measureWriteFloor(o: WriteFloorOptions): Promise<WriteFloo
   const readers = per.map((n) =>
     fork(import.meta.filename, ['--reader', String(port), '--sockets', String(n), '--bytes', String(size)], {
       stdio: 'inherit',
+      serialization: 'advanced', // the latency samples travel as a Float64Array
     }),
   );
   try {
@@ -151,11 +141,7 @@ export async function measureWriteFloor(o: WriteFloorOptions): Promise<WriteFloo
       ),
     );
     const readerUs = got.reduce((a, g) => a + g.cpu.user + g.cpu.system, 0);
-    const histogram = new Array<number>(HISTOGRAM_SLOTS).fill(0);
-    for (const g of got) {
-      for (let ms = 0; ms < HISTOGRAM_SLOTS; ms++) histogram[ms] += g.histogram[ms];
-    }
-    const max = histogram.findLastIndex((n) => n > 0);
+    const latency = summarize(concat(got.map((g) => g.latency)));
     const bytesRead = got.reduce((a, g) => a + g.bytes, 0);
     const softirqUs = ((m1.softirq - m0.softirq) * 1_000_000) / ticksPerSecond();
     return {
@@ -170,9 +156,9 @@ export async function measureWriteFloor(o: WriteFloorOptions): Promise<WriteFloo
       reader_us_per_write: round2(readerUs / writes),
       softirq_us_per_write: round2(softirqUs / writes),
       bytes_read_ok: bytesRead >= (writes - o.sockets) * size,
-      latency_p50_ms: percentile(histogram, 0.5),
-      latency_p99_ms: percentile(histogram, 0.99),
-      latency_max_ms: max,
+      latency_p50_ms: latency.p50,
+      latency_p99_ms: latency.p99,
+      latency_max_ms: latency.max,
     };
   } finally {
     for (const s of conns) s.destroy();
@@ -187,7 +173,7 @@ export async function measureWriteFloor(o: WriteFloorOptions): Promise<WriteFloo
  */
 async function read(port: number, sockets: number, frameBytes: number): Promise<void> {
   let bytes = 0;
-  let histogram = new Array<number>(HISTOGRAM_SLOTS).fill(0);
+  let latency = new Samples();
   const conns: net.Socket[] = [];
   await Promise.all(
     Array.from(
@@ -206,7 +192,7 @@ async function read(port: number, sockets: number, frameBytes: number): Promise<
             let at = 0;
             for (; at + frameBytes <= d.length; at += frameBytes) {
               const stamp = Number(d.toString('latin1', at + STAMP_AT, at + STAMP_AT + STAMP_DIGITS));
-              histogram[Math.min(HISTOGRAM_SLOTS - 1, Math.max(0, now - stamp))] += 1;
+              latency.push(now - stamp);
             }
             if (at < d.length) partial = Buffer.from(d.subarray(at));
           });
@@ -220,11 +206,14 @@ async function read(port: number, sockets: number, frameBytes: number): Promise<
     if (m === 'start') {
       cpu = process.cpuUsage();
       bytes = 0;
-      histogram = new Array<number>(HISTOGRAM_SLOTS).fill(0);
+      latency = new Samples();
     } else if (m === 'stop') {
-      process.send?.({ cpu: process.cpuUsage(cpu), bytes, histogram } satisfies ReaderReport);
       for (const s of conns) s.destroy();
-      process.disconnect();
+      // Disconnect once the report has left: a large one is still being written when send returns.
+      process.send?.(
+        { cpu: process.cpuUsage(cpu), bytes, latency: latency.view() } satisfies ReaderReport,
+        () => process.disconnect(),
+      );
     }
   });
   process.send?.('connected');
